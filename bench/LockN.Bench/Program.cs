@@ -1,1 +1,85 @@
+using System.Diagnostics;
+using System.Globalization;
+using LockN.Bench;
+
+// A load harness, not a test: prints a Markdown report for docs/benchmarks.md.
+//   dotnet run -c Release --project bench/LockN.Bench -- [--model whisper-tiny.en] [--shared ../shared] [--passes 2]
+var options = BenchOptions.Parse(args);
+var report = new List<string>
+{
+    $"Machine: {Environment.ProcessorCount} cores, {Environment.OSVersion}, .NET {Environment.Version}; model {options.ModelId} from {options.ModelsDirectory}",
+    $"Command: `dotnet run -c Release --project bench/LockN.Bench -- {string.Join(' ', args)}`",
+    "",
+};
+
+var corpus = await SpeechCorpus.LoadAsync(options.ManifestPath);
+report.Add($"Corpus: {corpus.Count} utterances, {corpus.TotalSeconds:0.0} s of audio ({options.ManifestPath}).");
+report.Add("");
+report.AddRange(await RealTimeFactorBenchmark.RunAsync(options, corpus));
+report.Add("");
+report.AddRange(await ThroughputBenchmark.RunAsync(options, corpus));
+
+Console.WriteLine(string.Join('\n', report));
 return 0;
+
+namespace LockN.Bench
+{
+    internal sealed record BenchOptions(string ModelId, string SharedDirectory, int Passes)
+    {
+        public string ModelsDirectory => Path.Combine(SharedDirectory, "models", "whisper");
+        public string ManifestPath => Path.Combine(SharedDirectory, "audio", "speech", "manifest.tsv");
+
+        public static BenchOptions Parse(string[] args)
+        {
+            string Value(string name, string fallback)
+            {
+                var index = Array.IndexOf(args, name);
+                return index >= 0 && index + 1 < args.Length ? args[index + 1] : fallback;
+            }
+
+            return new BenchOptions(
+                Value("--model", "whisper-tiny.en"),
+                Path.GetFullPath(Value("--shared", Path.Combine(FindRepositoryRoot(), "..", "shared"))),
+                int.Parse(Value("--passes", "2"), CultureInfo.InvariantCulture));
+        }
+
+        private static string FindRepositoryRoot()
+        {
+            for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+            {
+                if (File.Exists(Path.Combine(dir.FullName, "LockN.slnx")))
+                {
+                    return dir.FullName;
+                }
+            }
+
+            return Directory.GetCurrentDirectory();
+        }
+    }
+
+    internal static class Stats
+    {
+        public static double Percentile(IReadOnlyList<double> values, double p)
+        {
+            var sorted = values.Order().ToArray();
+            if (sorted.Length == 0)
+            {
+                return double.NaN;
+            }
+
+            var rank = p / 100 * (sorted.Length - 1);
+            var low = (int)Math.Floor(rank);
+            var high = (int)Math.Ceiling(rank);
+            return sorted[low] + ((sorted[high] - sorted[low]) * (rank - low));
+        }
+
+        public static string Mib(long bytes) => (bytes / (1024.0 * 1024.0)).ToString("0", CultureInfo.InvariantCulture) + " MiB";
+
+        public static TimeSpan Time(Action action)
+        {
+            var started = Stopwatch.GetTimestamp();
+            action();
+            return Stopwatch.GetElapsedTime(started);
+        }
+    }
+}

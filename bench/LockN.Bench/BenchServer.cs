@@ -1,0 +1,103 @@
+using System.Globalization;
+using System.Net.Http.Json;
+using LockN.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+
+namespace LockN.Bench;
+
+/// <summary>The real LockN server on 127.0.0.1 in this process, as a client on the same machine would see it.</summary>
+internal sealed class BenchServer : IAsyncDisposable
+{
+    private readonly WebApplication app;
+
+    private BenchServer(WebApplication app, HttpClient client)
+    {
+        this.app = app;
+        Client = client;
+    }
+
+    public HttpClient Client { get; }
+
+    public static async Task<BenchServer> StartAsync(BenchOptions options, int slots)
+    {
+        var app = LockNServer.Build(new Dictionary<string, string?>
+        {
+            ["Urls"] = "http://127.0.0.1:0",
+            ["Models"] = options.ModelsDirectory,
+            ["Data"] = Path.Combine(Path.GetTempPath(), "lockn-bench"),
+            ["Transcription:DefaultModel"] = options.ModelId,
+            ["Transcription:PullDefaultModel"] = "false",
+            ["Transcription:Slots"] = slots.ToString(CultureInfo.InvariantCulture),
+            ["Transcription:SpareWorkers"] = "0",
+            ["Transcription:QueueLength"] = "64",
+            ["Transcription:QueueTimeoutSeconds"] = "600",
+        }, logging => logging.SetMinimumLevel(LogLevel.Warning));
+        await app.StartAsync();
+        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        var client = new HttpClient { BaseAddress = new Uri(address), Timeout = TimeSpan.FromMinutes(10) };
+        while (!(await client.GetAsync("/health/ready")).IsSuccessStatusCode)
+        {
+            await Task.Delay(100);
+        }
+
+        return new BenchServer(app, client);
+    }
+
+    public async Task TranscribeAsync(Utterance utterance)
+    {
+        using var form = new MultipartFormDataContent
+        {
+            { new ByteArrayContent(utterance.FileBytes), "file", Path.GetFileName(utterance.Path) },
+            { new StringContent("whisper-1"), "model" },
+            { new StringContent("en"), "language" },
+        };
+        using var response = await Client.PostAsync("/v1/audio/transcriptions", form);
+        response.EnsureSuccessStatusCode();
+        _ = await response.Content.ReadFromJsonAsync<System.Text.Json.JsonElement>();
+    }
+
+    /// <summary>Peak resident memory (VmHWM) of this process and of its worker processes, from /proc.</summary>
+    public static (long Self, long MaxWorker, int Workers) PeakResidentBytes()
+    {
+        var self = Environment.ProcessId;
+        long maxWorker = 0;
+        var workers = 0;
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), out var pid) || pid == self)
+            {
+                continue;
+            }
+
+            try
+            {
+                var stat = File.ReadAllText(Path.Combine(dir, "stat"));
+                var parent = int.Parse(stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[1], CultureInfo.InvariantCulture);
+                if (parent == self)
+                {
+                    workers++;
+                    maxWorker = Math.Max(maxWorker, VmHwm(pid));
+                }
+            }
+            catch (IOException)
+            {
+            }
+        }
+
+        return (VmHwm(self), maxWorker, workers);
+    }
+
+    private static long VmHwm(int pid)
+    {
+        var line = File.ReadLines($"/proc/{pid}/status").FirstOrDefault(l => l.StartsWith("VmHWM:", StringComparison.Ordinal));
+        return line is null ? 0 : long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) * 1024;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Client.Dispose();
+        await app.StopAsync();
+        await app.DisposeAsync();
+    }
+}

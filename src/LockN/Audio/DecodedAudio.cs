@@ -1,0 +1,53 @@
+namespace LockN.Audio;
+
+/// <summary>Audio ready for the models: 16 kHz mono float samples in [-1, 1], plus what the source was.</summary>
+public sealed record DecodedAudio
+{
+    public const int SampleRate = 16_000;
+
+    public required float[] Samples { get; init; }
+
+    /// <summary>Frames in the source at its own rate; the duration is measured on these, not on the resampled output.</summary>
+    public required long SourceFrames { get; init; }
+
+    public required int SourceSampleRate { get; init; }
+
+    public required int SourceChannels { get; init; }
+
+    /// <summary>The container as sniffed from the first bytes, e.g. <c>wav</c>, <c>mp3</c>, <c>ogg</c>.</summary>
+    public required string Container { get; init; }
+
+    public double DurationSeconds => (double)SourceFrames / SourceSampleRate;
+}
+
+/// <summary>Why an input could not be decoded; each maps to one HTTP status.</summary>
+public enum AudioDecodeError
+{
+    /// <summary>No bytes, or a container without a single sample.</summary>
+    Empty,
+
+    /// <summary>A known container that is truncated, lies in its header or fails to decode.</summary>
+    Malformed,
+
+    /// <summary>Not audio in a format LockN reads.</summary>
+    UnsupportedMedia,
+
+    /// <summary>Longer than <see cref="AudioOptions.MaxDurationSeconds"/>.</summary>
+    TooLong,
+
+    /// <summary>Decoding ran past <see cref="AudioOptions.DecodeTimeoutSeconds"/>.</summary>
+    TimedOut,
+
+    /// <summary>ffmpeg is needed for this container but cannot be started.</summary>
+    DecoderUnavailable,
+}
+
+/// <summary>Either decoded audio or an error with a message fit for the API caller.</summary>
+public readonly record struct AudioDecodeResult(DecodedAudio? Audio, AudioDecodeError? Error, string? Message)
+{
+    public bool Succeeded => Audio is not null;
+
+    public static AudioDecodeResult Success(DecodedAudio audio) => new(audio, null, null);
+
+    public static AudioDecodeResult Failure(AudioDecodeError error, string message) => new(null, error, message);
+}

@@ -1,0 +1,51 @@
+using LockN.Transcription;
+
+namespace LockN.Health;
+
+/// <summary>/health/live (the process answers) and /health/ready (the default model can serve; slots and queues).</summary>
+public static class HealthApi
+{
+    public static IEndpointRouteBuilder MapHealthApi(this IEndpointRouteBuilder app)
+    {
+        app.MapGet("/health/live", () => TypedResults.Ok(new { status = "live" }));
+        app.MapGet("/health/ready", (HttpContext context) =>
+        {
+            var models = context.RequestServices.GetRequiredService<WhisperModels>();
+            var report = ReadinessReport.From(models);
+            return report.Ready ? Results.Json(report) : Results.Json(report, statusCode: StatusCodes.Status503ServiceUnavailable);
+        });
+        return app;
+    }
+}
+
+internal sealed record SlotsReport(int Busy, int Total);
+
+internal sealed record QueueReport(int Depth, int Capacity, double TimeoutSeconds);
+
+internal sealed record ModelReport(string Id, string State, bool Default, bool TestWeights, int Workers, SlotsReport Slots, QueueReport Queue, string? LastError);
+
+internal sealed record ReadinessReport(string Status, bool Ready, string DefaultModel, string? Problem, IReadOnlyList<ModelReport> Models)
+{
+    public static ReadinessReport From(WhisperModels models)
+    {
+        var reports = models.All
+            .OrderBy(h => h.Model.Id, StringComparer.Ordinal)
+            .Select(host =>
+            {
+                var snapshot = host.Scheduler.Snapshot();
+                return new ModelReport(
+                    host.Model.Id,
+                    host.State.ToString().ToLowerInvariant(),
+                    host == models.Default,
+                    host.Model.IsTestWeights,
+                    host.LiveWorkers,
+                    new SlotsReport(snapshot.Busy, snapshot.Total),
+                    new QueueReport(snapshot.QueueDepth, snapshot.QueueCapacity, host.Scheduler.QueueDeadline.TotalSeconds),
+                    host.LastError);
+            })
+            .ToArray();
+        var ready = models.Default?.State == ModelState.Ready;
+        return new ReadinessReport(ready ? "ready" : "not_ready", ready, models.DefaultModelId,
+            ready ? null : models.DefaultModelProblem ?? $"Default model {models.DefaultModelId} is loading.", reports);
+    }
+}

@@ -1,0 +1,31 @@
+namespace LockN.Hosting;
+
+/// <summary>
+/// Where settings come from, lowest to highest precedence: appsettings.json beside the executable,
+/// <c>LOCKN_*</c> environment variables (<c>LOCKN_MODELS</c> → <c>Models</c>, <c>LOCKN_Transcription__Slots</c> →
+/// <c>Transcription:Slots</c>), then command-line flags.
+/// </summary>
+public static class LockNConfiguration
+{
+    public const string UrlsKey = "Urls";
+    public const string DataKey = "Data";
+    public const string DefaultUrls = "http://127.0.0.1:8080";
+
+    public static IConfigurationBuilder AddLockNSources(this IConfigurationBuilder builder, IDictionary<string, string?>? overrides = null)
+    {
+        builder.AddJsonFile(Path.Combine(AppContext.BaseDirectory, "appsettings.json"), optional: true, reloadOnChange: false);
+        builder.AddEnvironmentVariables("LOCKN_");
+        if (overrides is not null)
+        {
+            builder.AddInMemoryCollection(overrides.Where(kv => kv.Value is not null));
+        }
+
+        return builder;
+    }
+
+    public static IConfiguration Build(IDictionary<string, string?>? overrides = null) =>
+        new ConfigurationBuilder().AddLockNSources(overrides).Build();
+
+    public static string DataDirectory(IConfiguration configuration) =>
+        Path.GetFullPath(configuration[DataKey] is { Length: > 0 } data ? data : "data");
+}

@@ -1,0 +1,38 @@
+using LockN.Audio;
+using LockN.Health;
+using LockN.Http;
+using LockN.Models;
+using LockN.Transcription;
+
+namespace LockN.Hosting;
+
+/// <summary>Builds the LockN web service. Reads like a table of contents: one line per feature.</summary>
+public static class LockNServer
+{
+    public static WebApplication Build(IDictionary<string, string?>? overrides = null, Action<ILoggingBuilder>? configureLogging = null)
+    {
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
+        {
+            ContentRootPath = AppContext.BaseDirectory,
+            Args = [],
+        });
+        builder.Configuration.Sources.Clear();
+        builder.Configuration.AddLockNSources(overrides);
+        configureLogging?.Invoke(builder.Logging);
+
+        builder.WebHost.UseUrls(builder.Configuration[LockNConfiguration.UrlsKey] is { Length: > 0 } urls ? urls : LockNConfiguration.DefaultUrls);
+        builder.WebHost.ConfigureKestrel(kestrel => kestrel.AddServerHeader = false);
+        Directory.CreateDirectory(LockNConfiguration.DataDirectory(builder.Configuration));
+
+        builder.Services.AddOpenAiErrors();
+        builder.Services.AddAudioDecoding(builder.Configuration);
+        builder.Services.AddTranscription(builder.Configuration);
+
+        var app = builder.Build();
+        app.UseOpenAiErrors();
+        app.MapHealthApi();
+        app.MapModelsApi();
+        app.MapTranscriptionApi();
+        return app;
+    }
+}

@@ -1,0 +1,72 @@
+using System.Text.Json.Serialization;
+
+namespace LockN.Http;
+
+/// <summary>The one place that builds the OpenAI error body: <c>{"error":{"message","type","param","code"}}</c>.</summary>
+public sealed record OpenAiError(
+    [property: JsonPropertyName("message")] string Message,
+    [property: JsonPropertyName("type")] string Type,
+    [property: JsonPropertyName("param")] string? Param,
+    [property: JsonPropertyName("code")] string? Code);
+
+public sealed record OpenAiErrorBody([property: JsonPropertyName("error")] OpenAiError Error);
+
+/// <summary>An expected failure with its HTTP status, ready to be written as an OpenAI error.</summary>
+public sealed record ApiError(int StatusCode, string Message, string Type, string? Param, string? Code)
+{
+    /// <summary>Seconds the client should wait before retrying (429, 503), sent as Retry-After.</summary>
+    public int? RetryAfterSeconds { get; init; }
+
+    public static ApiError BadRequest(string message, string? param = null, string? code = null) =>
+        new(StatusCodes.Status400BadRequest, message, "invalid_request_error", param, code);
+
+    public static ApiError ModelNotFound(string model) =>
+        new(StatusCodes.Status404NotFound,
+            $"The model '{model}' does not exist or is not loaded. GET /v1/models lists the available models.",
+            "invalid_request_error", "model", "model_not_found");
+
+    public static ApiError TooLarge(string message, string? param = "file") =>
+        new(StatusCodes.Status413PayloadTooLarge, message, "invalid_request_error", param, "payload_too_large");
+
+    public static ApiError UnsupportedMedia(string message, string? param = "file") =>
+        new(StatusCodes.Status415UnsupportedMediaType, message, "invalid_request_error", param, "unsupported_media_type");
+
+    public static ApiError QueueFull(string model, int retryAfterSeconds) =>
+        new(StatusCodes.Status429TooManyRequests,
+            $"The queue for model '{model}' is full. Retry after {retryAfterSeconds} s.",
+            "rate_limit_error", null, "queue_full") { RetryAfterSeconds = retryAfterSeconds };
+
+    public static ApiError DeadlineExceeded(string model, TimeSpan waited) =>
+        new(StatusCodes.Status503ServiceUnavailable,
+            $"No slot of model '{model}' became free within {waited.TotalSeconds:0.#} s. Retry later.",
+            "server_error", null, "deadline_exceeded") { RetryAfterSeconds = 1 };
+
+    public static ApiError Unavailable(string message, string? code = "service_unavailable") =>
+        new(StatusCodes.Status503ServiceUnavailable, message, "server_error", null, code);
+
+    public static ApiError Internal(string message) =>
+        new(StatusCodes.Status500InternalServerError, message, "server_error", null, "internal_error");
+
+    public IResult ToResult() => new OpenAiErrorResult(this);
+
+    public OpenAiErrorBody ToBody() => new(new OpenAiError(Message, Type, Param, Code));
+}
+
+/// <summary>Writes an <see cref="ApiError"/> with its status and Retry-After header.</summary>
+public sealed class OpenAiErrorResult(ApiError error) : IResult, IStatusCodeHttpResult
+{
+    public ApiError Error { get; } = error;
+
+    public int? StatusCode => Error.StatusCode;
+
+    public Task ExecuteAsync(HttpContext httpContext)
+    {
+        httpContext.Response.StatusCode = Error.StatusCode;
+        if (Error.RetryAfterSeconds is { } retryAfter)
+        {
+            httpContext.Response.Headers.RetryAfter = retryAfter.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
+
+        return httpContext.Response.WriteAsJsonAsync(Error.ToBody(), httpContext.RequestAborted);
+    }
+}

@@ -1,0 +1,51 @@
+using Microsoft.AspNetCore.Diagnostics;
+
+namespace LockN.Http;
+
+/// <summary>
+/// Makes every failure that escapes an endpoint (unknown route, wrong method, oversized body, a bug) an
+/// OpenAI-shaped JSON error instead of an empty response or an exception page.
+/// </summary>
+public static partial class OpenAiErrorHandling
+{
+    public static IServiceCollection AddOpenAiErrors(this IServiceCollection services) =>
+        services.AddProblemDetails();
+
+    public static WebApplication UseOpenAiErrors(this WebApplication app)
+    {
+        app.UseExceptionHandler(errorApp => errorApp.Run(async context =>
+        {
+            var exception = context.Features.Get<IExceptionHandlerFeature>()?.Error;
+            var error = exception switch
+            {
+                BadHttpRequestException bad when bad.StatusCode == StatusCodes.Status413PayloadTooLarge =>
+                    ApiError.TooLarge("The request body is larger than the server accepts."),
+                BadHttpRequestException bad => new ApiError(bad.StatusCode, bad.Message, "invalid_request_error", null, null),
+                _ => ApiError.Internal("The server failed to process the request. The error has been logged."),
+            };
+            if (error.StatusCode >= 500)
+            {
+                LogUnhandled(context.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("LockN.Http"),
+                    context.Request.Method, context.Request.Path, exception);
+            }
+
+            await error.ToResult().ExecuteAsync(context);
+        }));
+
+        app.UseStatusCodePages(async statusContext =>
+        {
+            var context = statusContext.HttpContext;
+            var error = context.Response.StatusCode switch
+            {
+                StatusCodes.Status404NotFound => new ApiError(404, $"Unknown route {context.Request.Method} {context.Request.Path}.", "invalid_request_error", null, "not_found"),
+                StatusCodes.Status405MethodNotAllowed => new ApiError(405, $"Method {context.Request.Method} is not allowed on {context.Request.Path}.", "invalid_request_error", null, "method_not_allowed"),
+                var status => new ApiError(status, $"The request failed with status {status}.", status >= 500 ? "server_error" : "invalid_request_error", null, null),
+            };
+            await error.ToResult().ExecuteAsync(context);
+        });
+        return app;
+    }
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Unhandled exception on {Method} {Path}")]
+    private static partial void LogUnhandled(ILogger logger, string method, string path, Exception? exception);
+}

@@ -1,0 +1,177 @@
+namespace LockN.Scheduling;
+
+public enum AdmissionOutcome
+{
+    Admitted,
+    QueueFull,
+    DeadlineExceeded,
+}
+
+/// <summary>The answer to a request for a slot: a lease to dispose, or why there is none.</summary>
+public readonly record struct Admission(AdmissionOutcome Outcome, SlotLease? Lease, TimeSpan RetryAfter, TimeSpan Waited);
+
+/// <summary>What a scheduler looks like right now, for /health/ready and the console.</summary>
+public sealed record SlotSnapshot(int Busy, int Total, int QueueDepth, int QueueCapacity);
+
+/// <summary>
+/// A fixed number of processing slots with a bounded FIFO wait queue in front of them. A request either gets
+/// a slot at once, waits its turn until a deadline, or is refused at once when the queue is full — so no
+/// request can pile up behind a busy model, and every wait ends with an answer.
+/// </summary>
+public sealed class SlotScheduler
+{
+    private readonly Lock gate = new();
+    private readonly LinkedList<Waiter> queue = new();
+    private readonly TimeProvider time;
+    private int busy;
+
+    // Exponentially weighted mean of how long a slot is held, for the Retry-After estimate.
+    private double meanHoldSeconds = 1;
+
+    public SlotScheduler(string name, int slots, int queueLength, TimeSpan queueDeadline, TimeProvider? timeProvider = null)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(slots, 1);
+        ArgumentOutOfRangeException.ThrowIfNegative(queueLength);
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(queueDeadline, TimeSpan.Zero);
+        Name = name;
+        Slots = slots;
+        QueueLength = queueLength;
+        QueueDeadline = queueDeadline;
+        time = timeProvider ?? TimeProvider.System;
+    }
+
+    public string Name { get; }
+    public int Slots { get; }
+    public int QueueLength { get; }
+    public TimeSpan QueueDeadline { get; }
+
+    public SlotSnapshot Snapshot()
+    {
+        lock (gate)
+        {
+            return new SlotSnapshot(busy, Slots, queue.Count, QueueLength);
+        }
+    }
+
+    /// <summary>
+    /// Gets a slot, waiting in line at most <see cref="QueueDeadline"/>. Throws <see cref="OperationCanceledException"/>
+    /// only when <paramref name="cancellationToken"/> (the client) gives up.
+    /// </summary>
+    public async ValueTask<Admission> AcquireAsync(CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        Waiter waiter;
+        lock (gate)
+        {
+            if (busy < Slots && queue.Count == 0)
+            {
+                busy++;
+                return new Admission(AdmissionOutcome.Admitted, new SlotLease(this, time.GetTimestamp()), TimeSpan.Zero, TimeSpan.Zero);
+            }
+
+            if (queue.Count >= QueueLength)
+            {
+                return new Admission(AdmissionOutcome.QueueFull, null, EstimateRetryAfter(), TimeSpan.Zero);
+            }
+
+            waiter = new Waiter(this, time.GetTimestamp());
+            waiter.Node = queue.AddLast(waiter);
+        }
+
+        using var deadline = new CancellationTokenSource(QueueDeadline, time);
+        using var onDeadline = deadline.Token.UnsafeRegister(static state => ((Waiter)state!).Abandon(), waiter);
+        using var onCancel = cancellationToken.UnsafeRegister(static state => ((Waiter)state!).Abandon(), waiter);
+        var granted = await waiter.Task.ConfigureAwait(false);
+        var waited = time.GetElapsedTime(waiter.EnqueuedAt);
+        if (granted is not null)
+        {
+            return new Admission(AdmissionOutcome.Admitted, granted, TimeSpan.Zero, waited);
+        }
+
+        cancellationToken.ThrowIfCancellationRequested();
+        return new Admission(AdmissionOutcome.DeadlineExceeded, null, EstimateRetryAfter(), waited);
+    }
+
+    internal void Release(long acquiredAt)
+    {
+        Waiter? next = null;
+        lock (gate)
+        {
+            var held = time.GetElapsedTime(acquiredAt).TotalSeconds;
+            meanHoldSeconds = (0.8 * meanHoldSeconds) + (0.2 * held);
+            if (queue.First is { } first)
+            {
+                // Hand the slot straight to the oldest waiter: busy stays the same.
+                queue.RemoveFirst();
+                first.Value.Node = null;
+                next = first.Value;
+            }
+            else
+            {
+                busy--;
+            }
+        }
+
+        next?.Grant(new SlotLease(this, time.GetTimestamp()));
+    }
+
+    private void Remove(Waiter waiter, Action complete)
+    {
+        lock (gate)
+        {
+            if (waiter.Node is null)
+            {
+                return; // already granted
+            }
+
+            queue.Remove(waiter.Node);
+            waiter.Node = null;
+        }
+
+        complete();
+    }
+
+    private TimeSpan EstimateRetryAfter()
+    {
+        lock (gate)
+        {
+            var seconds = meanHoldSeconds * (queue.Count + 1) / Slots;
+            return TimeSpan.FromSeconds(Math.Clamp(Math.Ceiling(seconds), 1, 3600));
+        }
+    }
+
+    private sealed class Waiter(SlotScheduler owner, long enqueuedAt)
+    {
+        private readonly TaskCompletionSource<SlotLease?> completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public long EnqueuedAt { get; } = enqueuedAt;
+        public LinkedListNode<Waiter>? Node { get; set; }
+        public Task<SlotLease?> Task => completion.Task;
+
+        public void Grant(SlotLease lease)
+        {
+            if (!completion.TrySetResult(lease))
+            {
+                lease.Dispose();
+            }
+        }
+
+        /// <summary>Leaves the queue (client gone or deadline passed) unless a slot was granted first.</summary>
+        public void Abandon() => owner.Remove(this, () => completion.TrySetResult(null));
+    }
+}
+
+/// <summary>A held slot. Disposing it frees the slot (or hands it to the next in line) exactly once.</summary>
+public sealed class SlotLease : IDisposable
+{
+    private SlotScheduler? owner;
+    private readonly long acquiredAt;
+
+    internal SlotLease(SlotScheduler owner, long acquiredAt)
+    {
+        this.owner = owner;
+        this.acquiredAt = acquiredAt;
+    }
+
+    public void Dispose() => Interlocked.Exchange(ref owner, null)?.Release(acquiredAt);
+}

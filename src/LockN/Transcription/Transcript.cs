@@ -1,0 +1,38 @@
+using System.Text.Json.Serialization;
+
+namespace LockN.Transcription;
+
+/// <summary>What Whisper is asked to do with one piece of audio.</summary>
+public sealed record WhisperJob
+{
+    /// <summary>ISO-639-1 code, or null to detect the language.</summary>
+    public string? Language { get; init; }
+    public string? Prompt { get; init; }
+    public float Temperature { get; init; }
+    public bool Translate { get; init; }
+    public bool WordTimestamps { get; init; }
+}
+
+public sealed record TranscriptWord(
+    [property: JsonPropertyName("word")] string Word,
+    [property: JsonPropertyName("start")] double Start,
+    [property: JsonPropertyName("end")] double End,
+    [property: JsonPropertyName("probability")] float Probability);
+
+/// <summary>One Whisper segment, with times in seconds from the start of the audio.</summary>
+public sealed record TranscriptSegment(
+    int Id,
+    double Start,
+    double End,
+    string Text,
+    int[] Tokens,
+    float AvgLogprob,
+    float NoSpeechProb,
+    string? Language,
+    IReadOnlyList<TranscriptWord> Words);
+
+/// <summary>A finished transcription: the segments plus what the response needs around them.</summary>
+public sealed record Transcript(string ModelId, string Language, double DurationSeconds, IReadOnlyList<TranscriptSegment> Segments, float Temperature)
+{
+    public string Text => string.Concat(Segments.Select(s => s.Text)).Trim();
+}

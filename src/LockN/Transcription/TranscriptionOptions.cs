@@ -1,0 +1,53 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace LockN.Transcription;
+
+/// <summary>Settings of the <c>Transcription</c> configuration section.</summary>
+public sealed record TranscriptionOptions
+{
+    public const string Section = "Transcription";
+
+    /// <summary>The model <c>whisper-1</c> stands for and the one that must be loaded for /health/ready.</summary>
+    [Required, RegularExpression("^whisper-.+", ErrorMessage = "must be a Whisper model id such as whisper-base.en")]
+    public string DefaultModel { get; init; } = "whisper-base.en";
+
+    /// <summary>Requests a model processes at once. Each slot has its own worker process.</summary>
+    [Range(1, 64)]
+    public int Slots { get; init; } = 1;
+
+    /// <summary>CPU threads per slot; 0 shares all cores between the slots.</summary>
+    [Range(0, 256)]
+    public int ThreadsPerSlot { get; init; }
+
+    /// <summary>Requests that may wait for a slot; one more is refused with 429.</summary>
+    [Range(0, 100_000)]
+    public int QueueLength { get; init; } = 16;
+
+    /// <summary>How long a request may wait for a slot before it gets 503.</summary>
+    [Range(0.05, 3600)]
+    public double QueueTimeoutSeconds { get; init; } = 30;
+
+    /// <summary>Largest accepted upload (OpenAI's limit is 25 MB).</summary>
+    [Range(1024, 2L * 1024 * 1024 * 1024)]
+    public long MaxUploadBytes { get; init; } = 25 * 1024 * 1024;
+
+    /// <summary>Loaded workers kept beyond the slots, so a killed worker's slot is usable again at once.</summary>
+    [Range(0, 8)]
+    public int SpareWorkers { get; init; } = 1;
+
+    /// <summary>
+    /// How long a cancelled job may take to stop by itself before its worker is killed. whisper.cpp stops only
+    /// between 30 s windows (hundreds of ms on CPU), so on CPU the kill nearly always wins; on a GPU, where windows
+    /// take tens of ms and reloading a large model costs seconds, a larger grace keeps the warm worker.
+    /// </summary>
+    [Range(0, 10_000)]
+    public int CancelGraceMilliseconds { get; init; } = 10;
+
+    /// <summary>Run a short silent job when a worker starts, so the first request is not slow.</summary>
+    public bool WarmUp { get; init; } = true;
+
+    /// <summary>Download the default model at start-up when it is missing (real weights from the whisper.cpp location).</summary>
+    public bool PullDefaultModel { get; init; } = true;
+
+    public int EffectiveThreads => ThreadsPerSlot > 0 ? ThreadsPerSlot : Math.Max(1, Environment.ProcessorCount / Slots);
+}

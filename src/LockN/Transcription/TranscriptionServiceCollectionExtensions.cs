@@ -1,0 +1,17 @@
+using LockN.Hosting;
+using LockN.Models;
+
+namespace LockN.Transcription;
+
+public static class TranscriptionServiceCollectionExtensions
+{
+    public static IServiceCollection AddTranscription(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddValidatedOptions<TranscriptionOptions>(configuration, TranscriptionOptions.Section);
+        services.AddSingleton(ModelDirectories.FromConfiguration(configuration));
+        services.AddSingleton<DefaultModelSupplier>();
+        services.AddSingleton<WhisperModels>();
+        services.AddHostedService(sp => sp.GetRequiredService<WhisperModels>());
+        return services;
+    }
+}

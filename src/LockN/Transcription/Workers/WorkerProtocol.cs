@@ -1,0 +1,126 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Runtime.InteropServices;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace LockN.Transcription.Workers;
+
+/// <summary>
+/// The pipe protocol between the server and a Whisper worker process.
+/// Server → worker (stdin, binary): <c>[1][int32 json length][job json][int32 sample count][float32 samples]</c> starts
+/// a job, <c>[2]</c> cancels it; end of stdin means "exit". Worker → server (stdout): one JSON <see cref="WorkerEvent"/> per line.
+/// </summary>
+internal static class WorkerProtocol
+{
+    public const byte StartJob = 1;
+    public const byte CancelJob = 2;
+
+    // Guards against a corrupt frame turning into a huge allocation: four hours of 16 kHz audio.
+    private const int MaxSamples = 16000 * 60 * 60 * 4;
+    private const int MaxJsonBytes = 1 << 20;
+    private const int ChunkBytes = 1 << 16;
+
+    public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
+    {
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+    };
+
+    public static async Task WriteJobAsync(Stream output, WhisperJob job, ReadOnlyMemory<float> samples, CancellationToken cancellationToken)
+    {
+        var json = JsonSerializer.SerializeToUtf8Bytes(job, Json);
+        var header = new byte[1 + 4 + json.Length + 4];
+        header[0] = StartJob;
+        BinaryPrimitives.WriteInt32LittleEndian(header.AsSpan(1), json.Length);
+        json.CopyTo(header, 5);
+        BinaryPrimitives.WriteInt32LittleEndian(header.AsSpan(5 + json.Length), samples.Length);
+        await output.WriteAsync(header, cancellationToken);
+
+        var buffer = ArrayPool<byte>.Shared.Rent(ChunkBytes);
+        try
+        {
+            for (var offset = 0; offset < samples.Length;)
+            {
+                var count = Math.Min(ChunkBytes / sizeof(float), samples.Length - offset);
+                var bytes = MemoryMarshal.AsBytes(samples.Span.Slice(offset, count));
+                bytes.CopyTo(buffer);
+                await output.WriteAsync(buffer.AsMemory(0, bytes.Length), cancellationToken);
+                offset += count;
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+
+        await output.FlushAsync(cancellationToken);
+    }
+
+    /// <summary>One byte into an idle pipe never blocks: written synchronously so it does not wait for a pool thread.</summary>
+    public static void WriteCancel(Stream output)
+    {
+        output.WriteByte(CancelJob);
+        output.Flush();
+    }
+
+    /// <summary>Reads the next frame kind, or null at end of stream.</summary>
+    public static async Task<byte?> ReadKindAsync(Stream input, CancellationToken cancellationToken)
+    {
+        var kind = new byte[1];
+        var read = await input.ReadAsync(kind, cancellationToken);
+        return read == 0 ? null : kind[0];
+    }
+
+    public static async Task<(WhisperJob Job, float[] Samples)> ReadJobAsync(Stream input, CancellationToken cancellationToken)
+    {
+        var jsonLength = await ReadInt32Async(input, cancellationToken);
+        if (jsonLength is < 0 or > MaxJsonBytes)
+        {
+            throw new InvalidDataException($"Job header of {jsonLength} bytes is out of range.");
+        }
+
+        var json = new byte[jsonLength];
+        await input.ReadExactlyAsync(json, cancellationToken);
+        var job = JsonSerializer.Deserialize<WhisperJob>(json, Json) ?? throw new InvalidDataException("Empty job.");
+        var count = await ReadInt32Async(input, cancellationToken);
+        if (count is < 0 or > MaxSamples)
+        {
+            throw new InvalidDataException($"Job of {count} samples is out of range.");
+        }
+
+        var samples = new float[count];
+        var bytes = new byte[Math.Min(ChunkBytes, count * sizeof(float))];
+        for (var offset = 0; offset < count;)
+        {
+            var n = Math.Min(bytes.Length / sizeof(float), count - offset);
+            await input.ReadExactlyAsync(bytes.AsMemory(0, n * sizeof(float)), cancellationToken);
+            MemoryMarshal.Cast<byte, float>(bytes.AsSpan(0, n * sizeof(float))).CopyTo(samples.AsSpan(offset));
+            offset += n;
+        }
+
+        return (job, samples);
+    }
+
+    private static async Task<int> ReadInt32Async(Stream input, CancellationToken cancellationToken)
+    {
+        var bytes = new byte[4];
+        await input.ReadExactlyAsync(bytes, cancellationToken);
+        return BinaryPrimitives.ReadInt32LittleEndian(bytes);
+    }
+}
+
+internal enum WorkerEventType
+{
+    Ready,
+    Segment,
+    Progress,
+    Done,
+    Cancelled,
+    Error,
+}
+
+internal sealed record WorkerEvent(
+    [property: JsonConverter(typeof(JsonStringEnumConverter<WorkerEventType>))] WorkerEventType Type,
+    TranscriptSegment? Segment = null,
+    int? Progress = null,
+    string? Message = null);

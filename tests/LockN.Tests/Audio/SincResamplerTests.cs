@@ -1,0 +1,84 @@
+using LockN.Audio;
+
+namespace LockN.Tests.Audio;
+
+public class SincResamplerTests
+{
+    private const int FftLength = 16384;
+
+    private static float[] Resample(float[] input, int inputRate, int outputRate, int chunk = 4410)
+    {
+        var output = new List<float>();
+        var resampler = new SincResampler(inputRate, outputRate, samples => output.AddRange(samples));
+        for (var offset = 0; offset < input.Length; offset += chunk)
+        {
+            resampler.Write(input.AsSpan(offset, Math.Min(chunk, input.Length - offset)));
+        }
+
+        resampler.Flush();
+        return [.. output];
+    }
+
+    private static double[] SteadyStateSpectrum(float[] output) =>
+        Spectrum.MagnitudeDb(output.AsSpan(4000), FftLength); // skip the filter's start-up
+
+    [Fact]
+    public void A_1kHz_tone_at_44_1kHz_stays_at_1kHz()
+    {
+        var output = Resample(Spectrum.Tone(1000, 44100, 2), 44100, 16000);
+
+        var peakHz = Spectrum.PeakBin(SteadyStateSpectrum(output)) * 16000.0 / FftLength;
+
+        Assert.InRange(peakHz, 1000 - 1.0, 1000 + 1.0);
+    }
+
+    [Fact]
+    public void A_1kHz_tone_keeps_its_level()
+    {
+        var output = Resample(Spectrum.Tone(1000, 44100, 2, amplitude: 0.5), 44100, 16000);
+
+        var peak = output.AsSpan(4000, 16000).ToArray().Max(Math.Abs);
+
+        Assert.InRange(peak, 0.5 * 0.99, 0.5 * 1.01);
+    }
+
+    [Fact]
+    public void A_10kHz_tone_at_44_1kHz_is_attenuated_by_at_least_60dB()
+    {
+        var reference = SteadyStateSpectrum(Resample(Spectrum.Tone(1000, 44100, 2), 44100, 16000)).Max();
+        var aliased = SteadyStateSpectrum(Resample(Spectrum.Tone(10000, 44100, 2), 44100, 16000));
+
+        // The loudest bin anywhere in the output: whatever of 10 kHz folded back below 8 kHz.
+        var attenuation = reference - aliased.Max();
+
+        Assert.True(attenuation >= 60, $"10 kHz came through at -{attenuation:F1} dB relative to the 1 kHz tone");
+    }
+
+    [Theory]
+    [InlineData(8000)]
+    [InlineData(11025)]
+    [InlineData(22050)]
+    [InlineData(48000)]
+    [InlineData(96000)]
+    [InlineData(44056)]
+    public void Any_rate_keeps_a_1kHz_tone_at_1kHz_and_the_duration(int inputRate)
+    {
+        var output = Resample(Spectrum.Tone(1000, inputRate, 3), inputRate, 16000, chunk: 1000);
+
+        Assert.Equal(48000, output.Length);
+        var peakHz = Spectrum.PeakBin(SteadyStateSpectrum(output)) * 16000.0 / FftLength;
+        Assert.InRange(peakHz, 999.0, 1001.0);
+        Assert.InRange(output.AsSpan(8000, 16000).ToArray().Max(Math.Abs), 0.49f, 0.51f);
+    }
+
+    [Fact]
+    public void Chunk_boundaries_do_not_change_the_output()
+    {
+        var input = Spectrum.Tone(440, 44100, 1);
+
+        var whole = Resample(input, 44100, 16000, chunk: input.Length);
+        var pieces = Resample(input, 44100, 16000, chunk: 7);
+
+        Assert.Equal(whole, pieces);
+    }
+}

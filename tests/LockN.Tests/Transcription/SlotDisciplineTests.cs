@@ -1,0 +1,129 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+
+namespace LockN.Tests.Transcription;
+
+/// <summary>One slot, a queue of one, a 1.5 s wait deadline: the single-slot incident, reproduced.</summary>
+public sealed class OneSlotServerFixture : LockNServerFixture
+{
+    public static readonly byte[] TenMinutes = TestAudio.NoiseWav(600);
+    public static readonly byte[] Jfk = File.ReadAllBytes(TestAssets.JfkWav);
+
+    protected override IDictionary<string, string?> Settings => new Dictionary<string, string?>
+    {
+        ["Transcription:Slots"] = "1",
+        ["Transcription:SpareWorkers"] = "1",
+        ["Transcription:QueueLength"] = "1",
+        ["Transcription:QueueTimeoutSeconds"] = "1.5",
+    };
+}
+
+public class SlotDisciplineTests(OneSlotServerFixture server, ITestOutputHelper output) : IClassFixture<OneSlotServerFixture>
+{
+    [Fact]
+    public async Task Abandoned_request_frees_its_slot_within_100ms()
+    {
+        var alone = await TimeShortRequestAsync();
+        using var client = new CancellationTokenSource();
+        var longRequest = PostAsync(OneSlotServerFixture.TenMinutes, client.Token);
+        await WaitForBusySlotsAsync(1);
+        await Task.Delay(500);
+
+        var abandonedAt = Stopwatch.StartNew();
+        await client.CancelAsync();
+        await WaitForBusySlotsAsync(0);
+        var freedAfter = abandonedAt.Elapsed;
+        var next = await TimeShortRequestAsync();
+
+        output.WriteLine($"slot freed {freedAfter.TotalMilliseconds:0.0} ms after the client left; next request {next.TotalMilliseconds:0} ms, alone {alone.TotalMilliseconds:0} ms");
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => longRequest);
+        Assert.True(freedAfter < TimeSpan.FromMilliseconds(100), $"slot freed {freedAfter.TotalMilliseconds:0} ms after the client left");
+        Assert.True(next < (alone * 1.5) + TimeSpan.FromMilliseconds(200), $"next request took {next.TotalMilliseconds:0} ms, alone {alone.TotalMilliseconds:0} ms");
+        Assert.Contains(server.Logs.Lines, line => line.Contains("killed it", StringComparison.Ordinal) || line.Contains("stopped its job", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task A_full_queue_is_refused_at_once_with_429_and_retry_after()
+    {
+        using var client = new CancellationTokenSource();
+        var running = PostAsync(OneSlotServerFixture.TenMinutes, client.Token);
+        await WaitForBusySlotsAsync(1);
+        var waiting = PostAsync(OneSlotServerFixture.Jfk, client.Token);
+        await WaitUntilAsync(async () => (await QueueDepthAsync()) == 1);
+
+        var started = Stopwatch.StartNew();
+        using var refused = await server.Client.PostAsync("/v1/audio/transcriptions", TestAudio.Form(OneSlotServerFixture.Jfk, "jfk.wav", ("model", "whisper-1")));
+        var answeredAfter = started.Elapsed;
+        await client.CancelAsync();
+
+        Assert.Equal(HttpStatusCode.TooManyRequests, refused.StatusCode);
+        Assert.True(refused.Headers.RetryAfter?.Delta >= TimeSpan.FromSeconds(1), "Retry-After missing");
+        var error = (await refused.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("error");
+        Assert.Equal("queue_full", error.GetProperty("code").GetString());
+        Assert.True(answeredAfter < TimeSpan.FromSeconds(1), $"429 took {answeredAfter.TotalMilliseconds:0} ms");
+        await Task.WhenAll(Quietly(running), Quietly(waiting));
+        await WaitForBusySlotsAsync(0);
+    }
+
+    [Fact]
+    public async Task Waiting_past_the_deadline_is_503()
+    {
+        using var client = new CancellationTokenSource();
+        var running = PostAsync(OneSlotServerFixture.TenMinutes, client.Token);
+        await WaitForBusySlotsAsync(1);
+
+        var started = Stopwatch.StartNew();
+        using var late = await server.Client.PostAsync("/v1/audio/transcriptions", TestAudio.Form(OneSlotServerFixture.Jfk, "jfk.wav", ("model", "whisper-1")));
+        var waited = started.Elapsed;
+        await client.CancelAsync();
+
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, late.StatusCode);
+        var error = (await late.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("error");
+        Assert.Equal("deadline_exceeded", error.GetProperty("code").GetString());
+        Assert.InRange(waited.TotalSeconds, 1.4, 5);
+        await Quietly(running);
+        await WaitForBusySlotsAsync(0);
+    }
+
+    private async Task<TimeSpan> TimeShortRequestAsync()
+    {
+        var started = Stopwatch.StartNew();
+        using var response = await PostAsync(OneSlotServerFixture.Jfk, CancellationToken.None);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        return started.Elapsed;
+    }
+
+    private Task<HttpResponseMessage> PostAsync(byte[] wav, CancellationToken cancellationToken) =>
+        server.Client.PostAsync("/v1/audio/transcriptions", TestAudio.Form(wav, "audio.wav", ("model", "whisper-1")), cancellationToken);
+
+    private async Task<JsonElement> DefaultModelAsync() =>
+        (await server.ReadinessAsync()).GetProperty("models").EnumerateArray().Single(m => m.GetProperty("default").GetBoolean());
+
+    private async Task<int> QueueDepthAsync() => (await DefaultModelAsync()).GetProperty("queue").GetProperty("depth").GetInt32();
+
+    private Task WaitForBusySlotsAsync(int busy) =>
+        WaitUntilAsync(async () => (await DefaultModelAsync()).GetProperty("slots").GetProperty("busy").GetInt32() == busy);
+
+    private static async Task WaitUntilAsync(Func<Task<bool>> condition)
+    {
+        var deadline = Stopwatch.StartNew();
+        while (!await condition())
+        {
+            Assert.True(deadline.Elapsed < TimeSpan.FromSeconds(30), "condition not reached within 30 s");
+            await Task.Delay(2);
+        }
+    }
+
+    private static async Task Quietly(Task<HttpResponseMessage> request)
+    {
+        try
+        {
+            (await request).Dispose();
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+}

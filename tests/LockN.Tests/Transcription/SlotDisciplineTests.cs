@@ -20,6 +20,11 @@ public sealed class OneSlotServerFixture : LockNServerFixture
     };
 }
 
+/// <summary>Compares a request's time with its time alone, so nothing else may run beside it on a 2-core machine.</summary>
+[CollectionDefinition(DisableParallelization = true)]
+public sealed class SlotDisciplineCollection;
+
+[Collection(typeof(SlotDisciplineCollection))]
 public class SlotDisciplineTests(OneSlotServerFixture server, ITestOutputHelper output) : IClassFixture<OneSlotServerFixture>
 {
     [Fact]

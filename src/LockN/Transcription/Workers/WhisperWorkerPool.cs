@@ -24,6 +24,7 @@ internal sealed partial class WhisperWorkerPool : IAsyncDisposable
     private int rented;
     private long lastReturnedAt;
     private int waitingRenters;
+    private int disposed;
 
     public WhisperWorkerPool(WhisperModelFile model, int threads, int size, bool warmUp, WorkerLauncher launcher, ILogger logger)
     {
@@ -152,6 +153,12 @@ internal sealed partial class WhisperWorkerPool : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        // The host and the registry may both dispose a pool; the second call has nothing left to do.
+        if (Interlocked.Exchange(ref disposed, 1) == 1)
+        {
+            return;
+        }
+
         await stopping.CancelAsync();
         Task[] pending;
         lock (starters)
@@ -166,7 +173,7 @@ internal sealed partial class WhisperWorkerPool : IAsyncDisposable
             await worker.DisposeAsync();
         }
 
-        stopping.Dispose();
+        // The token source is left undisposed: late Return/Retire calls still read it, and it holds no timer.
     }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Could not start a worker for {ModelId}; retrying in {Seconds} s: {Message}")]

@@ -34,12 +34,14 @@ public sealed record ApiError(int StatusCode, string Message, string Type, strin
     public static ApiError QueueFull(string model, int retryAfterSeconds) =>
         new(StatusCodes.Status429TooManyRequests,
             $"The queue for model '{model}' is full. Retry after {retryAfterSeconds} s.",
-            "rate_limit_error", null, "queue_full") { RetryAfterSeconds = retryAfterSeconds };
+            "rate_limit_error", null, "queue_full")
+        { RetryAfterSeconds = retryAfterSeconds };
 
     public static ApiError DeadlineExceeded(string model, TimeSpan waited) =>
         new(StatusCodes.Status503ServiceUnavailable,
             $"No slot of model '{model}' became free within {waited.TotalSeconds:0.#} s. Retry later.",
-            "server_error", null, "deadline_exceeded") { RetryAfterSeconds = 1 };
+            "server_error", null, "deadline_exceeded")
+        { RetryAfterSeconds = 1 };
 
     public static ApiError Unavailable(string message, string? code = "service_unavailable") =>
         new(StatusCodes.Status503ServiceUnavailable, message, "server_error", null, code);

@@ -8,6 +8,7 @@ public static class TranscriptionServiceCollectionExtensions
     public static IServiceCollection AddTranscription(this IServiceCollection services, IConfiguration configuration)
     {
         services.AddValidatedOptions<TranscriptionOptions>(configuration, TranscriptionOptions.Section);
+        services.AddValidatedOptions<ModelDownloadOptions>(configuration, ModelDownloadOptions.Section);
         services.AddSingleton(ModelDirectories.FromConfiguration(configuration));
         services.AddSingleton<DefaultModelSupplier>();
         services.AddSingleton<WhisperModels>();

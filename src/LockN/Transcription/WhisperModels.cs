@@ -16,6 +16,7 @@ internal sealed partial class WhisperModels : IHostedService, IAsyncDisposable
     private readonly ILogger<WhisperModels> logger;
     private readonly DefaultModelSupplier supplier;
     private readonly Lock gate = new();
+    private readonly CancellationTokenSource stopping = new();
     private Dictionary<string, WhisperModelHost> hosts = new(StringComparer.OrdinalIgnoreCase);
     private Task? supplying;
 
@@ -71,7 +72,12 @@ internal sealed partial class WhisperModels : IHostedService, IAsyncDisposable
     {
         if (Default is null)
         {
-            DefaultModelProblem = await supplier.TrySupplyAsync(options.DefaultModel, directories, options.PullDefaultModel);
+            DefaultModelProblem = await supplier.TrySupplyAsync(options.DefaultModel, directories, options.PullDefaultModel, stopping.Token);
+            if (stopping.IsCancellationRequested)
+            {
+                return;
+            }
+
             Rescan();
         }
 
@@ -119,6 +125,7 @@ internal sealed partial class WhisperModels : IHostedService, IAsyncDisposable
 
     public async Task StopAsync(CancellationToken cancellationToken)
     {
+        await stopping.CancelAsync();
         if (supplying is not null)
         {
             await supplying.WaitAsync(cancellationToken).ContinueWith(_ => { }, TaskScheduler.Default);
@@ -127,6 +134,7 @@ internal sealed partial class WhisperModels : IHostedService, IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        stopping.Dispose();
         foreach (var host in All)
         {
             await host.DisposeAsync();

@@ -32,7 +32,7 @@ internal sealed class BenchServer : IAsyncDisposable
             ["Transcription:SpareWorkers"] = "0",
             ["Transcription:QueueLength"] = "64",
             ["Transcription:QueueTimeoutSeconds"] = "600",
-        }, logging => logging.SetMinimumLevel(LogLevel.Warning));
+        }, logging => logging.SetMinimumLevel(LogLevel.Warning).AddConsole(console => console.LogToStandardErrorThreshold = LogLevel.Trace)); // stdout is the report
         await app.StartAsync();
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         var client = new HttpClient { BaseAddress = new Uri(address), Timeout = TimeSpan.FromMinutes(10) };

@@ -2,6 +2,7 @@ using LockN.Audio;
 using LockN.Health;
 using LockN.Http;
 using LockN.Models;
+using LockN.Storage;
 using LockN.Transcription;
 
 namespace LockN.Hosting;
@@ -24,6 +25,7 @@ public static class LockNServer
         builder.WebHost.ConfigureKestrel(kestrel => kestrel.AddServerHeader = false);
         Directory.CreateDirectory(LockNConfiguration.DataDirectory(builder.Configuration));
 
+        builder.Services.AddStorage(builder.Configuration);
         builder.Services.AddOpenAiErrors();
         builder.Services.AddAudioDecoding(builder.Configuration);
         builder.Services.AddTranscription(builder.Configuration);

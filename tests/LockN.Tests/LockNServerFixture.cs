@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Net.Http.Json;
 using System.Text.Json;
 using LockN.Hosting;
+using LockN.Keys;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 
@@ -15,7 +16,18 @@ public class LockNServerFixture : IAsyncLifetime
 {
     private WebApplication? app;
 
+    /// <summary>Sends the seeded admin key (every scope) with each request.</summary>
     public HttpClient Client { get; private set; } = null!;
+
+    /// <summary>Sends no key: for tests of what an unauthenticated caller gets.</summary>
+    public HttpClient AnonymousClient { get; private set; } = null!;
+
+    /// <summary>The running server's services, for tests that set up state the API cannot (e.g. an already expired key).</summary>
+    public IServiceProvider Services => app!.Services;
+
+    /// <summary>Seeded as LOCKN_ADMIN_KEY; has every scope.</summary>
+    public string AdminKey { get; } = ApiKeySecret.Generate().Key;
+
     public Uri BaseAddress { get; private set; } = null!;
     public string DataDirectory { get; } = Path.Combine(Path.GetTempPath(), "lockn-tests-" + Guid.NewGuid().ToString("N"));
     public CapturedLogs Logs { get; } = new();
@@ -32,6 +44,7 @@ public class LockNServerFixture : IAsyncLifetime
             ["Data"] = DataDirectory,
             ["Transcription:DefaultModel"] = "whisper-tiny.en",
             ["Transcription:PullDefaultModel"] = "false",
+            [KeysOptions.AdminKeyConfigurationKey] = AdminKey,
         };
         foreach (var (key, value) in Settings)
         {
@@ -43,6 +56,8 @@ public class LockNServerFixture : IAsyncLifetime
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         BaseAddress = new Uri(address);
         Client = new HttpClient { BaseAddress = BaseAddress, Timeout = TimeSpan.FromMinutes(5) };
+        Client.DefaultRequestHeaders.Authorization = new("Bearer", AdminKey);
+        AnonymousClient = new HttpClient { BaseAddress = BaseAddress, Timeout = TimeSpan.FromMinutes(5) };
         await WaitUntilReadyAsync(TimeSpan.FromSeconds(90));
     }
 
@@ -75,6 +90,7 @@ public class LockNServerFixture : IAsyncLifetime
     public async ValueTask DisposeAsync()
     {
         Client?.Dispose();
+        AnonymousClient?.Dispose();
         if (app is not null)
         {
             await app.StopAsync();

@@ -1,6 +1,7 @@
 using LockN.Audio;
 using LockN.Health;
 using LockN.Http;
+using LockN.Keys;
 using LockN.Models;
 using LockN.Storage;
 using LockN.Transcription;
@@ -27,14 +28,20 @@ public static class LockNServer
 
         builder.Services.AddStorage(builder.Configuration);
         builder.Services.AddOpenAiErrors();
+        builder.Services.AddKeys(builder.Configuration);
         builder.Services.AddAudioDecoding(builder.Configuration);
         builder.Services.AddTranscription(builder.Configuration);
 
         var app = builder.Build();
         app.UseOpenAiErrors();
-        app.MapHealthApi();
-        app.MapModelsApi();
-        app.MapTranscriptionApi();
+        app.UseAuthentication();
+        app.UseAuthorization();
+        app.UseRateLimiter();
+
+        app.MapHealthApi(); // open: load balancers and orchestrators probe it without a key
+        app.MapGroup("").RequireAuthorization(ApiKeyScopes.AnyKey).MapModelsApi();
+        app.MapGroup("").RequireAuthorization(ApiKeyScopes.Transcribe).MapTranscriptionApi();
+        app.MapGroup("/admin").RequireAuthorization(ApiKeyScopes.Admin).MapKeysApi();
         return app;
     }
 }

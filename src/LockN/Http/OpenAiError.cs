@@ -46,6 +46,26 @@ public sealed record ApiError(int StatusCode, string Message, string Type, strin
     public static ApiError Unavailable(string message, string? code = "service_unavailable") =>
         new(StatusCodes.Status503ServiceUnavailable, message, "server_error", null, code);
 
+    public static ApiError MissingApiKey() =>
+        new(StatusCodes.Status401Unauthorized,
+            "You didn't provide an API key. Send it as 'Authorization: Bearer KEY' or 'X-API-Key: KEY'.",
+            "invalid_request_error", null, "missing_api_key");
+
+    public static ApiError InvalidApiKey(string message) =>
+        new(StatusCodes.Status401Unauthorized, message, "invalid_request_error", null, "invalid_api_key");
+
+    public static ApiError MissingScope(string scope) =>
+        new(StatusCodes.Status403Forbidden, $"This API key lacks the '{scope}' scope needed here.", "permission_error", null, "insufficient_scope");
+
+    public static ApiError TooManyFailedAttempts(TimeSpan retryAfter) =>
+        new(StatusCodes.Status429TooManyRequests,
+            "Too many failed authentication attempts from this address. Retry later.", "rate_limit_error", null, "too_many_failed_attempts")
+        { RetryAfterSeconds = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds)) };
+
+    public static ApiError RateLimited(string message, TimeSpan? retryAfter) =>
+        new(StatusCodes.Status429TooManyRequests, message, "rate_limit_error", null, "rate_limit_exceeded")
+        { RetryAfterSeconds = Math.Max(1, (int)Math.Ceiling((retryAfter ?? TimeSpan.FromSeconds(1)).TotalSeconds)) };
+
     public static ApiError Internal(string message) =>
         new(StatusCodes.Status500InternalServerError, message, "server_error", null, "internal_error");
 

@@ -1,0 +1,53 @@
+using System.Globalization;
+using System.Security.Claims;
+using System.Threading.RateLimiting;
+using LockN.Http;
+
+namespace LockN.Keys;
+
+/// <summary>
+/// Per-key limits with ASP.NET Core's rate limiter: requests per minute (sliding window) and requests in flight.
+/// Requests without a key are not limited here; authentication refuses them, and the failure throttle limits guessing.
+/// </summary>
+public static class KeyRateLimits
+{
+    public static IServiceCollection AddKeyRateLimits(this IServiceCollection services)
+    {
+        services.AddRateLimiter(limiter =>
+        {
+            limiter.GlobalLimiter = PartitionedRateLimiter.CreateChained(
+                PartitionedRateLimiter.Create<HttpContext, string>(context =>
+                    KeyOf(context.User) is not { } key
+                        ? RateLimitPartition.GetNoLimiter("")
+                        : RateLimitPartition.GetSlidingWindowLimiter($"{key}:rpm", _ => new SlidingWindowRateLimiterOptions
+                        {
+                            PermitLimit = Limit(context.User, ApiKeyAuthenticationHandler.RequestsPerMinuteClaim),
+                            Window = TimeSpan.FromMinutes(1),
+                            SegmentsPerWindow = 12,
+                            QueueLimit = 0,
+                        })),
+                PartitionedRateLimiter.Create<HttpContext, string>(context =>
+                    KeyOf(context.User) is not { } key
+                        ? RateLimitPartition.GetNoLimiter("")
+                        : RateLimitPartition.GetConcurrencyLimiter($"{key}:concurrent", _ => new ConcurrencyLimiterOptions
+                        {
+                            PermitLimit = Limit(context.User, ApiKeyAuthenticationHandler.MaxConcurrentClaim),
+                            QueueLimit = 0,
+                        })));
+            limiter.OnRejected = (rejected, cancellationToken) =>
+            {
+                var retryAfter = rejected.Lease.TryGetMetadata(MetadataName.RetryAfter, out var wait) ? wait : (TimeSpan?)null;
+                var message = retryAfter is null
+                    ? "This API key has too many requests in flight. Wait for one to finish."
+                    : "This API key is over its requests-per-minute limit.";
+                return new ValueTask(ApiError.RateLimited(message, retryAfter).ToResult().ExecuteAsync(rejected.HttpContext));
+            };
+        });
+        return services;
+    }
+
+    private static string? KeyOf(ClaimsPrincipal user) => user.FindFirst(ApiKeyClaims.KeyId)?.Value;
+
+    private static int Limit(ClaimsPrincipal user, string claim) =>
+        int.Parse(user.FindFirst(claim)!.Value, CultureInfo.InvariantCulture);
+}

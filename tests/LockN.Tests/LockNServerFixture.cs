@@ -87,6 +87,19 @@ public class LockNServerFixture : IAsyncLifetime
         }
     }
 
+    /// <summary>Stops the server gracefully (flushing what it batches) and leaves the data directory for inspection.</summary>
+    public async ValueTask DisposeAsyncKeepingData()
+    {
+        Client?.Dispose();
+        AnonymousClient?.Dispose();
+        if (app is not null)
+        {
+            await app.StopAsync();
+            await app.DisposeAsync();
+            app = null;
+        }
+    }
+
     public async ValueTask DisposeAsync()
     {
         Client?.Dispose();

@@ -12,6 +12,7 @@ public class KeysServerFixture : LockNServerFixture
     protected override IDictionary<string, string?> Settings => new Dictionary<string, string?>
     {
         ["Keys:FailedAttemptsPerMinute"] = "100000",
+        ["Keys:LastUsedFlushSeconds"] = "1",
     };
 
     /// <summary>Creates a key straight in the store (which, unlike the API, accepts an expiry in the past).</summary>

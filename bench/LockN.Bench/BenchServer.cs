@@ -19,6 +19,9 @@ internal sealed class BenchServer : IAsyncDisposable
 
     public HttpClient Client { get; }
 
+    /// <summary>Seeded as the admin key of every bench server.</summary>
+    public static string AdminKey { get; } = Keys.ApiKeySecret.Generate().Key;
+
     public static async Task<BenchServer> StartAsync(BenchOptions options, int slots)
     {
         var app = LockNServer.Build(new Dictionary<string, string?>
@@ -32,10 +35,12 @@ internal sealed class BenchServer : IAsyncDisposable
             ["Transcription:SpareWorkers"] = "0",
             ["Transcription:QueueLength"] = "64",
             ["Transcription:QueueTimeoutSeconds"] = "600",
+            [Keys.KeysOptions.AdminKeyConfigurationKey] = AdminKey,
         }, logging => logging.SetMinimumLevel(LogLevel.Warning).AddConsole(console => console.LogToStandardErrorThreshold = LogLevel.Trace)); // stdout is the report
         await app.StartAsync();
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         var client = new HttpClient { BaseAddress = new Uri(address), Timeout = TimeSpan.FromMinutes(10) };
+        client.DefaultRequestHeaders.Authorization = new("Bearer", AdminKey);
         while (!(await client.GetAsync("/health/ready")).IsSuccessStatusCode)
         {
             await Task.Delay(100);

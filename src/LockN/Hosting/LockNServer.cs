@@ -39,8 +39,8 @@ public static class LockNServer
         app.UseRateLimiter();
 
         app.MapHealthApi(); // open: load balancers and orchestrators probe it without a key
-        app.MapGroup("").RequireAuthorization(ApiKeyScopes.AnyKey).MapModelsApi();
-        app.MapGroup("").RequireAuthorization(ApiKeyScopes.Transcribe).MapTranscriptionApi();
+        app.MapV1Group(ApiKeyScopes.AnyKey).MapModelsApi();
+        app.MapV1Group(ApiKeyScopes.Transcribe).MapTranscriptionApi();
         app.MapGroup("/admin").RequireAuthorization(ApiKeyScopes.Admin).MapKeysApi();
         return app;
     }

@@ -10,6 +10,12 @@ public sealed record KeysOptions
     /// <summary>Root key (env <c>LOCKN_ADMIN_KEY</c>) holding an admin key to seed at start-up.</summary>
     public const string AdminKeyConfigurationKey = "ADMIN_KEY";
 
+    /// <summary>
+    /// Whether /v1 endpoints need a key. Off only for a trusted network or to measure the cost of authentication;
+    /// /admin always needs an admin key.
+    /// </summary>
+    public bool Required { get; init; } = true;
+
     /// <summary>Server secret for HMAC key hashes; must be the same on every node sharing a database.</summary>
     public string? HashSecret { get; init; }
 

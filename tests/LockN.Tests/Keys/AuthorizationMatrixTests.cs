@@ -151,3 +151,23 @@ public class AuthorizationMatrixTests(KeysServerFixture server) : IClassFixture<
         return (await store.CreateAsync(new ApiKeyRequest("throwaway", [ApiKeyScopes.Transcribe], null, null, null), CancellationToken.None)).Id;
     }
 }
+
+/// <summary>Keys:Required off: the /v1 endpoints open, /admin still closed.</summary>
+public sealed class OpenServerFixture : LockNServerFixture
+{
+    protected override IDictionary<string, string?> Settings => new Dictionary<string, string?> { ["Keys:Required"] = "false" };
+}
+
+public class KeysNotRequiredTests(OpenServerFixture server) : IClassFixture<OpenServerFixture>
+{
+    [Fact]
+    public async Task With_keys_not_required_v1_is_open_but_admin_is_not()
+    {
+        using var models = await server.AnonymousClient.GetAsync("/v1/models");
+        using var admin = await server.AnonymousClient.GetAsync("/admin/keys");
+
+        Assert.Equal(HttpStatusCode.OK, models.StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, admin.StatusCode);
+        Assert.Contains(server.Logs.Lines, line => line.Contains("Keys:Required is false", StringComparison.Ordinal));
+    }
+}

@@ -22,13 +22,13 @@ internal sealed class BenchServer : IAsyncDisposable
     /// <summary>Seeded as the admin key of every bench server.</summary>
     public static string AdminKey { get; } = Keys.ApiKeySecret.Generate().Key;
 
-    public static async Task<BenchServer> StartAsync(BenchOptions options, int slots)
+    public static async Task<BenchServer> StartAsync(BenchOptions options, int slots, IDictionary<string, string?>? extra = null)
     {
-        var app = LockNServer.Build(new Dictionary<string, string?>
+        var settings = new Dictionary<string, string?>
         {
             ["Urls"] = "http://127.0.0.1:0",
             ["Models"] = options.ModelsDirectory,
-            ["Data"] = Path.Combine(Path.GetTempPath(), "lockn-bench"),
+            ["Data"] = Path.Combine(Path.GetTempPath(), "lockn-bench-" + Guid.NewGuid().ToString("N")),
             ["Transcription:DefaultModel"] = options.ModelId,
             ["Transcription:PullDefaultModel"] = "false",
             ["Transcription:Slots"] = slots.ToString(CultureInfo.InvariantCulture),
@@ -36,7 +36,13 @@ internal sealed class BenchServer : IAsyncDisposable
             ["Transcription:QueueLength"] = "64",
             ["Transcription:QueueTimeoutSeconds"] = "600",
             [Keys.KeysOptions.AdminKeyConfigurationKey] = AdminKey,
-        }, logging => logging.SetMinimumLevel(LogLevel.Warning).AddConsole(console => console.LogToStandardErrorThreshold = LogLevel.Trace)); // stdout is the report
+        };
+        foreach (var (key, value) in extra ?? new Dictionary<string, string?>())
+        {
+            settings[key] = value;
+        }
+
+        var app = LockNServer.Build(settings, logging => logging.SetMinimumLevel(LogLevel.Warning).AddConsole(console => console.LogToStandardErrorThreshold = LogLevel.Trace)); // stdout is the report
         await app.StartAsync();
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         var client = new HttpClient { BaseAddress = new Uri(address), Timeout = TimeSpan.FromMinutes(10) };

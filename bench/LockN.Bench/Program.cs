@@ -3,7 +3,7 @@ using System.Globalization;
 using LockN.Bench;
 
 // A load harness, not a test: prints a Markdown report for docs/benchmarks.md.
-//   dotnet run -c Release --project bench/LockN.Bench -- [--model whisper-tiny.en] [--shared ../shared] [--passes 2]
+//   dotnet run -c Release --project bench/LockN.Bench -- [--model whisper-tiny.en] [--shared ../shared] [--passes 2] [--only transcription|auth]
 var options = BenchOptions.Parse(args);
 var report = new List<string>
 {
@@ -12,20 +12,31 @@ var report = new List<string>
     "",
 };
 
-var corpus = await SpeechCorpus.LoadAsync(options.ManifestPath);
-report.Add($"Corpus: {corpus.Count} utterances, {corpus.TotalSeconds:0.0} s of audio ({options.ManifestPath}).");
-report.Add("");
-report.AddRange(await RealTimeFactorBenchmark.RunAsync(options, corpus));
-report.Add("");
-report.AddRange(await ThroughputBenchmark.RunAsync(options, corpus));
+if (options.Runs("transcription"))
+{
+    var corpus = await SpeechCorpus.LoadAsync(options.ManifestPath);
+    report.Add($"Corpus: {corpus.Count} utterances, {corpus.TotalSeconds:0.0} s of audio ({options.ManifestPath}).");
+    report.Add("");
+    report.AddRange(await RealTimeFactorBenchmark.RunAsync(options, corpus));
+    report.Add("");
+    report.AddRange(await ThroughputBenchmark.RunAsync(options, corpus));
+    report.Add("");
+}
+
+if (options.Runs("auth"))
+{
+    report.AddRange(await AuthOverheadBenchmark.RunAsync(options));
+}
 
 Console.WriteLine(string.Join('\n', report));
 return 0;
 
 namespace LockN.Bench
 {
-    internal sealed record BenchOptions(string ModelId, string SharedDirectory, int Passes)
+    internal sealed record BenchOptions(string ModelId, string SharedDirectory, int Passes, string? Only)
     {
+        public bool Runs(string part) => Only is null || Only == part;
+
         public string ModelsDirectory => Path.Combine(SharedDirectory, "models", "whisper");
         public string ManifestPath => Path.Combine(SharedDirectory, "audio", "speech", "manifest.tsv");
 
@@ -40,7 +51,8 @@ namespace LockN.Bench
             return new BenchOptions(
                 Value("--model", "whisper-tiny.en"),
                 Path.GetFullPath(Value("--shared", Path.Combine(FindRepositoryRoot(), "..", "shared"))),
-                int.Parse(Value("--passes", "2"), CultureInfo.InvariantCulture));
+                int.Parse(Value("--passes", "2"), CultureInfo.InvariantCulture),
+                Array.IndexOf(args, "--only") >= 0 ? Value("--only", "") : null);
         }
 
         private static string FindRepositoryRoot()

@@ -35,7 +35,7 @@ public class LockNServerFixture : IAsyncLifetime
     /// <summary>Settings on top of the test defaults; override to build a server with other limits.</summary>
     protected virtual IDictionary<string, string?> Settings => new Dictionary<string, string?>();
 
-    public async ValueTask InitializeAsync()
+    public virtual async ValueTask InitializeAsync()
     {
         var settings = new Dictionary<string, string?>
         {

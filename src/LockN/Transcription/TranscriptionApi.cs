@@ -3,6 +3,7 @@ using LockN.Audio;
 using LockN.Http;
 using LockN.Scheduling;
 using LockN.Transcription.Workers;
+using LockN.Usage;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Options;
 
@@ -50,6 +51,9 @@ public static partial class TranscriptionApi
             return ApiError.ModelNotFound(request.Model).ToResult();
         }
 
+        var usage = UsageFeature.For(context);
+        usage.Model = host.Model.Id;
+
         if (host.Model.IsEnglishOnly && translate)
         {
             return ApiError.BadRequest($"Model '{host.Model.Id}' is English-only and cannot translate. Use a multilingual model such as whisper-base (lockn models pull base).", "model").ToResult();
@@ -85,6 +89,7 @@ public static partial class TranscriptionApi
         }
 
         var audio = decoded.Audio!;
+        usage.AudioSeconds = audio.DurationSeconds;
         using var lease = admission.Lease!;
         var segments = host.RunAsync(audio.Samples, request.Job, cancellationToken);
         if (request.Stream)

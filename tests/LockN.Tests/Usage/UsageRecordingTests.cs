@@ -1,0 +1,131 @@
+using System.Diagnostics;
+using System.Net;
+using LockN.Tests.Storage;
+using Microsoft.EntityFrameworkCore;
+
+namespace LockN.Tests.Usage;
+
+/// <summary>What the middleware writes for requests that do not end with a response, and for several nodes at once.</summary>
+public class UsageRecordingTests(PostgresServer postgres)
+{
+    private static readonly byte[] TwoMinutes = TestAudio.NoiseWav(120);
+
+    [Theory]
+    [InlineData(Provider.Sqlite)]
+    [InlineData(Provider.Postgres)]
+    public async Task A_transcription_whose_client_left_is_recorded_as_499_with_its_model_and_audio(Provider provider)
+    {
+        await using var test = await TestDatabase.CreateAsync(provider, postgres);
+        var node = "abandoned-" + Guid.NewGuid().ToString("N")[..8];
+        var server = await LedgerServer.StartAsync(test, node);
+        try
+        {
+            using var client = new CancellationTokenSource();
+            var request = server.Client.PostAsync("/v1/audio/transcriptions", TestAudio.Form(TwoMinutes, "long.wav", ("model", "whisper-1")), client.Token);
+            await WaitForBusySlotsAsync(server, 1);
+            await client.CancelAsync();
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => request);
+            await WaitForBusySlotsAsync(server, 0);
+        }
+        finally
+        {
+            await server.DisposeAsync();
+        }
+
+        await using var db = test.Database.Open();
+        var row = await db.Usage.SingleAsync(u => u.Node == node);
+        Assert.Equal(499, row.StatusCode);
+        Assert.Equal("/v1/audio/transcriptions", row.Endpoint);
+        Assert.Equal("whisper-tiny.en", row.Model);
+        Assert.Equal(120, row.AudioSeconds, 3);
+    }
+
+    [Theory]
+    [InlineData(Provider.Sqlite)]
+    [InlineData(Provider.Postgres)]
+    public async Task A_request_in_flight_at_a_graceful_stop_is_recorded(Provider provider)
+    {
+        await using var test = await TestDatabase.CreateAsync(provider, postgres);
+        var node = "stopping-" + Guid.NewGuid().ToString("N")[..8];
+        var server = await LedgerServer.StartAsync(test, node);
+        // A client of its own: the fixture's is disposed when the server stops.
+        using var client = new HttpClient { BaseAddress = server.BaseAddress, Timeout = TimeSpan.FromMinutes(2) };
+        client.DefaultRequestHeaders.Authorization = new("Bearer", server.AdminKey);
+        Task<HttpResponseMessage> request;
+        try
+        {
+            request = client.PostAsync("/v1/audio/transcriptions", TestAudio.Form(TestAudio.NoiseWav(30), "half-minute.wav", ("model", "whisper-1")));
+            await WaitForBusySlotsAsync(server, 1);
+        }
+        finally
+        {
+            await server.DisposeAsync();
+        }
+
+        // The server finished the request before it stopped, and the ledger has it.
+        using var response = await request;
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        await using var db = test.Database.Open();
+        var row = await db.Usage.SingleAsync(u => u.Node == node);
+        Assert.Equal(200, row.StatusCode);
+        Assert.Equal(30, row.AudioSeconds, 3);
+    }
+
+    [Theory]
+    [InlineData(Provider.Sqlite)]
+    [InlineData(Provider.Postgres)]
+    public async Task Two_nodes_on_one_database_each_record_their_own_requests(Provider provider)
+    {
+        await using var test = await TestDatabase.CreateAsync(provider, postgres);
+        var nodes = new[] { "node-a-" + Guid.NewGuid().ToString("N")[..8], "node-b-" + Guid.NewGuid().ToString("N")[..8] };
+        var servers = new List<LedgerServer>();
+        try
+        {
+            foreach (var node in nodes)
+            {
+                servers.Add(await LedgerServer.StartAsync(test, node, new Dictionary<string, string?> { ["Usage:FlushIntervalMilliseconds"] = "10" }));
+            }
+
+            // Both write at once: 12 requests to the first node, 7 to the second, interleaved.
+            await Task.WhenAll(
+                SendAsync(servers[0], 12),
+                SendAsync(servers[1], 7));
+        }
+        finally
+        {
+            foreach (var server in servers)
+            {
+                await server.DisposeAsync();
+            }
+        }
+
+        await using var db = test.Database.Open();
+        var perNode = await db.Usage.GroupBy(u => u.Node).Select(g => new { Node = g.Key, Count = g.Count() }).ToDictionaryAsync(g => g.Node, g => g.Count);
+        Assert.Equal(new Dictionary<string, int> { [nodes[0]] = 12, [nodes[1]] = 7 }, perNode);
+    }
+
+    private static async Task SendAsync(LedgerServer server, int count)
+    {
+        for (var i = 0; i < count; i++)
+        {
+            using var response = await server.Client.GetAsync("/v1/models");
+            response.EnsureSuccessStatusCode();
+        }
+    }
+
+    private static async Task WaitForBusySlotsAsync(LockNServerFixture server, int busy)
+    {
+        var deadline = Stopwatch.StartNew();
+        while (true)
+        {
+            var models = (await server.ReadinessAsync()).GetProperty("models").EnumerateArray();
+            if (models.Single(m => m.GetProperty("default").GetBoolean()).GetProperty("slots").GetProperty("busy").GetInt32() == busy)
+            {
+                return;
+            }
+
+            Assert.True(deadline.Elapsed < TimeSpan.FromSeconds(30), $"never {busy} busy slots");
+            await Task.Delay(5);
+        }
+    }
+}

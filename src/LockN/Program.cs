@@ -7,8 +7,10 @@ var root = new RootCommand("LockN: a self-hosted, OpenAI-compatible speech servi
 {
     ServeCommand.Create(),
     TranscribeCommand.Create(configuration),
+    ClassifyCommand.Create(configuration),
     ModelsCommand.Create(configuration),
     KeysCommand.Create(configuration),
+    UsageCommand.Create(configuration),
     WorkerCommand.Create(),
 };
 return await root.Parse(args).InvokeAsync();

@@ -40,7 +40,7 @@ public class LockNServerFixture : IAsyncLifetime
         var settings = new Dictionary<string, string?>
         {
             ["Urls"] = "http://127.0.0.1:0",
-            ["Models"] = TestAssets.WhisperModels,
+            ["Models"] = TestAssets.Models,
             ["Data"] = DataDirectory,
             ["Transcription:DefaultModel"] = "whisper-tiny.en",
             ["Transcription:PullDefaultModel"] = "false",

@@ -36,6 +36,31 @@ public static class TestAudio
         return bytes;
     }
 
+    /// <summary>32-bit float mono WAV of the given samples.</summary>
+    public static byte[] FloatWav(float[] samples, int sampleRate = 16000)
+    {
+        var bytes = new byte[44 + (samples.Length * 4)];
+        var span = bytes.AsSpan();
+        "RIFF"u8.CopyTo(span);
+        BinaryPrimitives.WriteInt32LittleEndian(span[4..], 36 + (samples.Length * 4));
+        "WAVEfmt "u8.CopyTo(span[8..]);
+        BinaryPrimitives.WriteInt32LittleEndian(span[16..], 16);
+        BinaryPrimitives.WriteInt16LittleEndian(span[20..], 3);
+        BinaryPrimitives.WriteInt16LittleEndian(span[22..], 1);
+        BinaryPrimitives.WriteInt32LittleEndian(span[24..], sampleRate);
+        BinaryPrimitives.WriteInt32LittleEndian(span[28..], sampleRate * 4);
+        BinaryPrimitives.WriteInt16LittleEndian(span[32..], 4);
+        BinaryPrimitives.WriteInt16LittleEndian(span[34..], 32);
+        "data"u8.CopyTo(span[36..]);
+        BinaryPrimitives.WriteInt32LittleEndian(span[40..], samples.Length * 4);
+        for (var i = 0; i < samples.Length; i++)
+        {
+            BinaryPrimitives.WriteSingleLittleEndian(span[(44 + (i * 4))..], samples[i]);
+        }
+
+        return bytes;
+    }
+
     public static MultipartFormDataContent Form(byte[] file, string fileName, params (string Name, string Value)[] fields)
     {
         var content = new MultipartFormDataContent { { new ByteArrayContent(file), "file", fileName } };

@@ -11,7 +11,7 @@ public static class HealthApi
         app.MapGet("/health/ready", (HttpContext context) =>
         {
             var models = context.RequestServices.GetRequiredService<WhisperModels>();
-            var report = ReadinessReport.From(models);
+            var report = ReadinessReport.From(models, context.RequestServices.GetService<Classification.YamnetHost>());
             return report.Ready ? Results.Json(report) : Results.Json(report, statusCode: StatusCodes.Status503ServiceUnavailable);
         });
         return app;
@@ -26,7 +26,7 @@ internal sealed record ModelReport(string Id, string State, bool Default, bool T
 
 internal sealed record ReadinessReport(string Status, bool Ready, string DefaultModel, string? Problem, IReadOnlyList<ModelReport> Models)
 {
-    public static ReadinessReport From(WhisperModels models)
+    public static ReadinessReport From(WhisperModels models, Classification.YamnetHost? yamnet)
     {
         var reports = models.All
             .OrderBy(h => h.Model.Id, StringComparer.Ordinal)
@@ -43,7 +43,14 @@ internal sealed record ReadinessReport(string Status, bool Ready, string Default
                     new QueueReport(snapshot.QueueDepth, snapshot.QueueCapacity, host.Scheduler.QueueDeadline.TotalSeconds),
                     host.LastError);
             })
-            .ToArray();
+            .ToList();
+        if (yamnet is { IsAvailable: true })
+        {
+            var snapshot = yamnet.Scheduler.Snapshot();
+            reports.Add(new ModelReport(Classification.YamnetModel.Id, yamnet.State, false, false, 0,
+                new SlotsReport(snapshot.Busy, snapshot.Total), new QueueReport(snapshot.QueueDepth, snapshot.QueueCapacity, yamnet.Scheduler.QueueDeadline.TotalSeconds), yamnet.LastError));
+        }
+
         var ready = models.Default?.State == ModelState.Ready;
         return new ReadinessReport(ready ? "ready" : "not_ready", ready, models.DefaultModelId,
             ready ? null : models.DefaultModelProblem ?? $"Default model {models.DefaultModelId} is loading.", reports);

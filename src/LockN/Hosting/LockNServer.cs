@@ -1,10 +1,12 @@
 using LockN.Audio;
+using LockN.Classification;
 using LockN.Health;
 using LockN.Http;
 using LockN.Keys;
 using LockN.Models;
 using LockN.Storage;
 using LockN.Transcription;
+using LockN.Usage;
 
 namespace LockN.Hosting;
 
@@ -27,21 +29,28 @@ public static class LockNServer
         Directory.CreateDirectory(LockNConfiguration.DataDirectory(builder.Configuration));
 
         builder.Services.AddStorage(builder.Configuration);
+        builder.Services.AddUsage(builder.Configuration);
         builder.Services.AddOpenAiErrors();
         builder.Services.AddKeys(builder.Configuration);
         builder.Services.AddAudioDecoding(builder.Configuration);
         builder.Services.AddTranscription(builder.Configuration);
+        builder.Services.AddClassification(builder.Configuration);
 
         var app = builder.Build();
         app.UseOpenAiErrors();
         app.UseAuthentication();
+        app.UseUsageRecording(); // after authentication (the key is known), before refusals (401, 403, 429 are recorded too)
         app.UseAuthorization();
         app.UseRateLimiter();
 
         app.MapHealthApi(); // open: load balancers and orchestrators probe it without a key
         app.MapV1Group(ApiKeyScopes.AnyKey).MapModelsApi();
         app.MapV1Group(ApiKeyScopes.Transcribe).MapTranscriptionApi();
-        app.MapGroup("/admin").RequireAuthorization(ApiKeyScopes.Admin).MapKeysApi();
+        app.MapV1Group(ApiKeyScopes.Classify).MapClassificationApi();
+
+        var admin = app.MapGroup("/admin").RequireAuthorization(ApiKeyScopes.Admin);
+        admin.MapKeysApi();
+        admin.MapUsageApi();
         return app;
     }
 }

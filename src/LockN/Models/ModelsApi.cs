@@ -39,6 +39,11 @@ public static class ModelsApi
             cards.Add(new ModelCard(WhisperModelCatalog.OpenAiAlias, "model", CreatedAt(fallback.Model.Path), "lockn"));
         }
 
+        if (context.RequestServices.GetService<Classification.YamnetHost>() is { ModelPath: { } yamnet })
+        {
+            cards.Add(new ModelCard(Classification.YamnetModel.Id, "model", CreatedAt(yamnet), "lockn"));
+        }
+
         return cards;
     }
 

@@ -52,6 +52,11 @@ public class AuthorizationMatrixTests(KeysServerFixture server) : IClassFixture<
         {
             Content = TestAudio.Form(ShortWav, "a.wav", ("model", "whisper-tiny")),
         })),
+        new("POST /v1/audio/classifications", ApiKeyScopes.Classify, _ => Task.FromResult(new HttpRequestMessage(HttpMethod.Post, "/v1/audio/classifications")
+        {
+            Content = TestAudio.Form(ShortWav, "a.wav"),
+        })),
+        new("GET /admin/usage", ApiKeyScopes.Admin, _ => Task.FromResult(new HttpRequestMessage(HttpMethod.Get, "/admin/usage?group_by=model"))),
         new("GET /admin/keys", ApiKeyScopes.Admin, _ => Task.FromResult(new HttpRequestMessage(HttpMethod.Get, "/admin/keys"))),
         new("POST /admin/keys", ApiKeyScopes.Admin, _ => Task.FromResult(new HttpRequestMessage(HttpMethod.Post, "/admin/keys")
         {
@@ -85,7 +90,7 @@ public class AuthorizationMatrixTests(KeysServerFixture server) : IClassFixture<
     public async Task Each_route_admits_only_a_live_key_with_its_scope(string routeName, string credential)
     {
         var route = Routes.Single(r => r.Name == routeName);
-        var otherScope = route.Scope == ApiKeyScopes.Admin ? ApiKeyScopes.Transcribe : ApiKeyScopes.Classify;
+        var otherScope = ApiKeyScopes.All.First(scope => scope != route.Scope && scope != ApiKeyScopes.Admin);
         var key = credential switch
         {
             "no key" => null,

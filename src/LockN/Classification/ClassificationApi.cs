@@ -1,0 +1,81 @@
+using LockN.Audio;
+using LockN.Http;
+using LockN.Scheduling;
+using LockN.Transcription;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.Options;
+
+namespace LockN.Classification;
+
+/// <summary>POST /v1/audio/classifications: environmental sound events with YAMNet (scope <c>classify</c>).</summary>
+public static class ClassificationApi
+{
+    public static IEndpointRouteBuilder MapClassificationApi(this IEndpointRouteBuilder app)
+    {
+        app.MapPost("/v1/audio/classifications", HandleAsync).DisableAntiforgery();
+        return app;
+    }
+
+    private static async Task<IResult> HandleAsync(HttpContext context, YamnetHost host, AudioDecoder decoder, IOptions<ClassificationOptions> options, CancellationToken cancellationToken)
+    {
+        if (!host.IsAvailable)
+        {
+            return ApiError.ModelNotFound(YamnetModel.Id).ToResult();
+        }
+
+        if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } bodyLimit)
+        {
+            bodyLimit.MaxRequestBodySize = options.Value.MaxUploadBytes + (1024 * 1024);
+        }
+
+        var (form, formError) = await MultipartForm.ReadAsync(context.Request, "file", options.Value.MaxUploadBytes, cancellationToken);
+        if (formError is not null)
+        {
+            return formError.ToResult();
+        }
+
+        YamnetModel model;
+        try
+        {
+            model = await host.GetModelAsync().WaitAsync(cancellationToken);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            return ApiError.Unavailable($"Model '{YamnetModel.Id}' could not be loaded: {ex.GetBaseException().Message}", "model_not_ready").ToResult();
+        }
+
+        var (query, queryError) = ClassificationRequest.Parse(form!, model.Classes);
+        if (queryError is not null)
+        {
+            return queryError.ToResult();
+        }
+
+        var decoded = await decoder.DecodeAsync(form!.File!, cancellationToken);
+        if (!decoded.Succeeded)
+        {
+            return TranscriptionApi.AudioError(decoded).ToResult();
+        }
+
+        var admission = await host.Scheduler.AcquireAsync(cancellationToken);
+        switch (admission.Outcome)
+        {
+            case AdmissionOutcome.QueueFull:
+                return ApiError.QueueFull(YamnetModel.Id, (int)admission.RetryAfter.TotalSeconds).ToResult();
+            case AdmissionOutcome.DeadlineExceeded:
+                return ApiError.DeadlineExceeded(YamnetModel.Id, admission.Waited).ToResult();
+        }
+
+        var audio = decoded.Audio!;
+        float[][] windows;
+        using (admission.Lease)
+        {
+            // ONNX Runtime runs synchronously; off the request thread, and stopped through RunOptions.Terminate on cancel.
+            windows = await Task.Run(() => model.Score(audio.Samples, cancellationToken), cancellationToken);
+        }
+
+        var usage = Usage.UsageFeature.For(context);
+        usage.Model = YamnetModel.Id;
+        usage.AudioSeconds = audio.DurationSeconds;
+        return TypedResults.Json(SoundClassifier.Summarise(windows, audio.DurationSeconds, model.Classes, host.GenericLabels, query!));
+    }
+}

@@ -1,0 +1,48 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace LockN.Classification;
+
+/// <summary>Settings of the <c>Classification</c> configuration section (YAMNet sound events).</summary>
+public sealed record ClassificationOptions
+{
+    public const string Section = "Classification";
+
+    /// <summary>The model file; relative names are searched for under the model directories.</summary>
+    [Required(AllowEmptyStrings = false)]
+    public string ModelFile { get; init; } = "yamnet.onnx";
+
+    /// <summary>Requests classified at once.</summary>
+    [Range(1, 64)]
+    public int Slots { get; init; } = 1;
+
+    /// <summary>ONNX Runtime intra-op threads per run; 0 shares all cores between the slots.</summary>
+    [Range(0, 256)]
+    public int ThreadsPerSlot { get; init; }
+
+    [Range(0, 100_000)]
+    public int QueueLength { get; init; } = 32;
+
+    [Range(0.05, 3600)]
+    public double QueueTimeoutSeconds { get; init; } = 30;
+
+    /// <summary>Largest accepted upload.</summary>
+    [Range(1024, 2L * 1024 * 1024 * 1024)]
+    public long MaxUploadBytes { get; init; } = 25 * 1024 * 1024;
+
+    /// <summary>Windows scored by one ONNX Runtime call; longer inputs take several (bounds the input tensor at ~16 MB).</summary>
+    [Range(1, 4096)]
+    public int MaxWindowsPerRun { get; init; } = 256;
+
+    /// <summary>
+    /// Catch-all AudioSet labels that <c>exclude_generic=true</c> leaves out of a ranking
+    /// (the list of ../shared/audio/esc50/audioset_generic_labels.txt).
+    /// </summary>
+    public IReadOnlyList<string> GenericLabels { get; init; } =
+    [
+        "Silence", "Animal", "Domestic animals, pets", "Livestock, farm animals, working animals", "Wild animals",
+        "Vehicle", "Outside, rural or natural", "Outside, urban or manmade", "Inside, small room",
+        "Inside, large room or hall", "Inside, public space", "Environmental noise", "Noise", "Sound effect",
+    ];
+
+    public int EffectiveThreads => ThreadsPerSlot > 0 ? ThreadsPerSlot : Math.Max(1, Environment.ProcessorCount / Slots);
+}

@@ -10,6 +10,9 @@ public sealed record UsageOptions
     /// <summary>Root key naming this node in the ledger when several share one database.</summary>
     public const string NodeKey = "Node";
 
+    /// <summary>Whether requests are recorded at all (off only to measure what recording costs).</summary>
+    public bool Enabled { get; init; } = true;
+
     /// <summary>Records that may wait for the database; beyond that new ones are dropped (and counted), never waited for.</summary>
     [Range(1, 10_000_000)]
     public int QueueCapacity { get; init; } = 100_000;

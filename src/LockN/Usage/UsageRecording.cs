@@ -14,6 +14,11 @@ public static class UsageRecording
     public static IApplicationBuilder UseUsageRecording(this IApplicationBuilder app)
     {
         var recorder = app.ApplicationServices.GetRequiredService<UsageRecorder>();
+        if (!app.ApplicationServices.GetRequiredService<Microsoft.Extensions.Options.IOptions<UsageOptions>>().Value.Enabled)
+        {
+            return app;
+        }
+
         return app.Use(async (context, next) =>
         {
             if (!context.Request.Path.StartsWithSegments("/v1", StringComparison.OrdinalIgnoreCase))

@@ -5,6 +5,7 @@ using System.Net.Http.Json;
 using System.Text.Json;
 using LockN.Storage;
 using LockN.Tests.Storage;
+using Microsoft.Extensions.Configuration;
 
 namespace LockN.Tests.Keys;
 
@@ -42,6 +43,7 @@ public class SharedDatabaseTests(PostgresServer postgres)
         {
             [LockNDatabase.ConfigurationKey] = connectionString,
             ["Node"] = name,
+            ["Usage:FlushIntervalMilliseconds"] = "100",
         };
     }
 
@@ -72,6 +74,34 @@ public class SharedDatabaseTests(PostgresServer postgres)
         Assert.Equal(HttpStatusCode.OK, revoked.StatusCode);
         Assert.Equal(HttpStatusCode.Unauthorized, refusedOnA);
         Assert.True(refusedOnBAfter < TimeSpan.FromSeconds(5), $"node B still accepted the revoked key {refusedOnBAfter.TotalSeconds:0.0} s later");
+    }
+
+    [Fact]
+    public async Task Usage_from_both_nodes_appears_in_the_report()
+    {
+        var database = await postgres.CreateDatabaseAsync();
+        var a = new Node(database, "node-a");
+        var b = new Node(database, "node-b");
+        await a.InitializeAsync();
+        await b.InitializeAsync();
+        const int PerNode = 7;
+        for (var i = 0; i < PerNode; i++)
+        {
+            using var fromA = await a.Client.GetAsync("/v1/models");
+            using var fromB = await b.Client.GetAsync("/v1/models");
+        }
+
+        await a.DisposeAsyncKeepingData(); // graceful: each node flushes its ledger
+        await b.DisposeAsyncKeepingData();
+        await using var reader = new Node(database, "reader");
+        await reader.InitializeAsync();
+        var report = await reader.Client.GetFromJsonAsync<JsonElement>("/admin/usage?group_by=model");
+        await using var db = LockNDatabase.FromConfiguration(new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { ["Db"] = database }).Build()).Open();
+        var byNode = db.Usage.GroupBy(u => u.Node).Select(g => new { g.Key, Count = g.Count() }).ToDictionary(g => g.Key, g => g.Count);
+
+        Assert.Equal(PerNode, byNode["node-a"]);
+        Assert.Equal(PerNode, byNode["node-b"]);
+        Assert.Equal(2 * PerNode, report.GetProperty("data").EnumerateArray().Sum(row => row.GetProperty("requests").GetInt32()));
     }
 
     private static async Task<HttpStatusCode> SendAsync(LockNServerFixture node, string key)

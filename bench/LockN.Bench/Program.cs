@@ -3,7 +3,7 @@ using System.Globalization;
 using LockN.Bench;
 
 // A load harness, not a test: prints a Markdown report for docs/benchmarks.md.
-//   dotnet run -c Release --project bench/LockN.Bench -- [--model whisper-tiny.en] [--shared ../shared] [--passes 2] [--only transcription|auth]
+//   dotnet run -c Release --project bench/LockN.Bench -- [--model whisper-tiny.en] [--shared ../shared] [--passes 2] [--only transcription|classification|auth]
 var options = BenchOptions.Parse(args);
 var report = new List<string>
 {
@@ -20,6 +20,12 @@ if (options.Runs("transcription"))
     report.AddRange(await RealTimeFactorBenchmark.RunAsync(options, corpus));
     report.Add("");
     report.AddRange(await ThroughputBenchmark.RunAsync(options, corpus));
+    report.Add("");
+}
+
+if (options.Runs("classification"))
+{
+    report.AddRange(await ClassificationBenchmark.RunAsync(options));
     report.Add("");
 }
 

@@ -239,6 +239,18 @@ public static class WavReader
 
         public void MixToMono(ReadOnlySpan<byte> frames, Span<float> mono)
         {
+            // The common case (16-bit mono: most speech and ESC-50) without the per-sample format switch.
+            if (!IsFloat && BitsPerSample == 16 && Channels == 1)
+            {
+                var pcm = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, short>(frames);
+                for (var i = 0; i < mono.Length; i++)
+                {
+                    mono[i] = (BitConverter.IsLittleEndian ? pcm[i] : BinaryPrimitives.ReverseEndianness(pcm[i])) / 32768f;
+                }
+
+                return;
+            }
+
             var bytesPerSample = BitsPerSample / 8;
             var gain = 1f / Channels;
             for (var frame = 0; frame < mono.Length; frame++)

@@ -30,6 +30,9 @@ public sealed class YamnetModel : IDisposable
 
         Classes = ReadClassMap(classMap);
         using var options = new Microsoft.ML.OnnxRuntime.SessionOptions { IntraOpNumThreads = threads, InterOpNumThreads = 1, GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL };
+        // ONNX Runtime's workers spin after each run by default; in a server that shares its cores with HTTP, decoding
+        // and Whisper, that spinning takes CPU from the work that feeds the next run.
+        options.AddSessionConfigEntry("session.intra_op.allow_spinning", "0");
         session = new InferenceSession(path, options);
         Path = path;
         this.maxWindowsPerRun = maxWindowsPerRun;

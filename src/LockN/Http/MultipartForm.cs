@@ -68,7 +68,7 @@ public sealed class MultipartForm
                     var buffer = new MemoryStream();
                     if (!await CopyBoundedAsync(section.Body, buffer, maxFileBytes, cancellationToken))
                     {
-                        return (null, ApiError.TooLarge($"The file is larger than the limit of {maxFileBytes} bytes (Transcription:MaxUploadBytes)."));
+                        return (null, ApiError.TooLarge($"The file is larger than the limit of {maxFileBytes} bytes."));
                     }
 
                     buffer.Position = 0;

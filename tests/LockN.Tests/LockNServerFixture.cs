@@ -63,7 +63,7 @@ public class LockNServerFixture : IAsyncLifetime
 
     public async Task<JsonElement> ReadinessAsync()
     {
-        using var response = await Client.GetAsync("/health/ready");
+        using var response = await AnonymousClient.GetAsync("/health/ready");
         return await response.Content.ReadFromJsonAsync<JsonElement>();
     }
 
@@ -72,7 +72,7 @@ public class LockNServerFixture : IAsyncLifetime
         var deadline = DateTime.UtcNow + timeout;
         while (true)
         {
-            using var response = await Client.GetAsync("/health/ready");
+            using var response = await AnonymousClient.GetAsync("/health/ready");
             if (response.IsSuccessStatusCode)
             {
                 return;

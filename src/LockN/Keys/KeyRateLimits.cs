@@ -2,12 +2,14 @@ using System.Globalization;
 using System.Security.Claims;
 using System.Threading.RateLimiting;
 using LockN.Http;
+using Microsoft.AspNetCore.Authorization;
 
 namespace LockN.Keys;
 
 /// <summary>
 /// Per-key limits with ASP.NET Core's rate limiter: requests per minute (sliding window) and requests in flight.
 /// Requests without a key are not limited here; authentication refuses them, and the failure throttle limits guessing.
+/// Open endpoints (health probes) are not limited either: a probe that happens to carry a key must not spend its quota.
 /// </summary>
 public static class KeyRateLimits
 {
@@ -17,7 +19,7 @@ public static class KeyRateLimits
         {
             limiter.GlobalLimiter = PartitionedRateLimiter.CreateChained(
                 PartitionedRateLimiter.Create<HttpContext, string>(context =>
-                    KeyOf(context.User) is not { } key
+                    LimitedKeyOf(context) is not { } key
                         ? RateLimitPartition.GetNoLimiter("")
                         : RateLimitPartition.GetSlidingWindowLimiter($"{key}:rpm", _ => new SlidingWindowRateLimiterOptions
                         {
@@ -27,7 +29,7 @@ public static class KeyRateLimits
                             QueueLimit = 0,
                         })),
                 PartitionedRateLimiter.Create<HttpContext, string>(context =>
-                    KeyOf(context.User) is not { } key
+                    LimitedKeyOf(context) is not { } key
                         ? RateLimitPartition.GetNoLimiter("")
                         : RateLimitPartition.GetConcurrencyLimiter($"{key}:concurrent", _ => new ConcurrencyLimiterOptions
                         {
@@ -46,7 +48,8 @@ public static class KeyRateLimits
         return services;
     }
 
-    private static string? KeyOf(ClaimsPrincipal user) => user.FindFirst(ApiKeyClaims.KeyId)?.Value;
+    private static string? LimitedKeyOf(HttpContext context) =>
+        context.GetEndpoint()?.Metadata.GetMetadata<IAuthorizeData>() is null ? null : context.User.FindFirst(ApiKeyClaims.KeyId)?.Value;
 
     private static int Limit(ClaimsPrincipal user, string claim) =>
         int.Parse(user.FindFirst(claim)!.Value, CultureInfo.InvariantCulture);

@@ -113,6 +113,15 @@ public class KeyLifecycleTests(KeysServerFixture server) : IClassFixture<KeysSer
         Assert.True(last!.Headers.RetryAfter?.Delta >= TimeSpan.FromSeconds(1));
         Assert.Equal("rate_limit_exceeded", (await last.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("error").GetProperty("code").GetString());
         last.Dispose();
+
+        // Health probes are open: one that carries the exhausted key is still answered and spends nothing.
+        for (var i = 0; i < 5; i++)
+        {
+            using var probe = new HttpRequestMessage(HttpMethod.Get, "/health/live");
+            probe.Headers.Authorization = new AuthenticationHeaderValue("Bearer", key);
+            using var answer = await server.AnonymousClient.SendAsync(probe);
+            Assert.Equal(HttpStatusCode.OK, answer.StatusCode);
+        }
     }
 
     [Fact]

@@ -49,23 +49,53 @@ internal static class ClassificationBenchmark
             }
         }
 
+        // Throughput with two callers on each side: the API overlaps one upload's decoding with another's inference,
+        // and ONNX Runtime gets the same chance to fill both cores from two threads.
+        const int Callers = 2;
+        var directParallel = await TimeParallelAsync(clips.Count * passes, Callers, i =>
+        {
+            direct.Score(clips[i % clips.Count].Samples, CancellationToken.None);
+            return Task.CompletedTask;
+        });
+        var apiParallel = await TimeParallelAsync(clips.Count * passes, Callers, i => ClassifyAsync(server.Client, clips[i % clips.Count].Bytes, clips[i % clips.Count].Name));
+
         var count = clips.Count * passes;
         var audio = clips.Sum(c => c.Seconds) * passes;
         string Row(string name, double wall) => string.Create(CultureInfo.InvariantCulture,
             $"| {name} | {count} | {audio:0.0} | {wall:0.000} | {count / wall:0.0} | {audio / wall:0} |");
+        var bestDirect = Math.Min(directSeconds, directParallel);
+        var bestApi = Math.Min(apiSeconds, apiParallel);
         return
         [
             "### Sound-event classification (issue 4)",
             "",
-            $"The {clips.Count} ESC-50 clips (5 s, 44.1 kHz WAV), {passes} passes, one at a time, alternating (a) and (b).",
+            $"The {clips.Count} ESC-50 clips (5 s, 44.1 kHz WAV), {passes} passes: one at a time alternating (a) and (b), then {Callers} callers at once on each path.",
             "",
             "| path | clips | audio s | wall s | clips/s | × real time |",
             "|---|---:|---:|---:|---:|---:|",
-            Row("(a) ONNX Runtime directly on decoded 16 kHz samples", directSeconds),
-            Row("(b) POST /v1/audio/classifications", apiSeconds),
+            Row("(a) ONNX Runtime directly on decoded 16 kHz samples, one at a time", directSeconds),
+            Row("(b) POST /v1/audio/classifications, one at a time", apiSeconds),
+            Row($"(a) directly, {Callers} threads", directParallel),
+            Row($"(b) API, {Callers} clients", apiParallel),
             "",
-            string.Create(CultureInfo.InvariantCulture, $"**API / direct throughput = {directSeconds / apiSeconds:0.00}×** (target ≥ 0.8×)."),
+            string.Create(CultureInfo.InvariantCulture, $"One at a time (latency): API / direct = {directSeconds / apiSeconds:0.00}×."),
+            string.Create(CultureInfo.InvariantCulture, $"**Throughput, best of each path: API / direct = {bestDirect / bestApi:0.00}×** (target ≥ 0.8×)."),
         ];
+    }
+
+    private static async Task<double> TimeParallelAsync(int jobs, int callers, Func<int, Task> job)
+    {
+        var next = -1;
+        var started = Stopwatch.GetTimestamp();
+        await Task.WhenAll(Enumerable.Range(0, callers).Select(_ => Task.Run(async () =>
+        {
+            int i;
+            while ((i = Interlocked.Increment(ref next)) < jobs)
+            {
+                await job(i);
+            }
+        })));
+        return Stopwatch.GetElapsedTime(started).TotalSeconds;
     }
 
     private static async Task ClassifyAsync(HttpClient client, byte[] bytes, string name)

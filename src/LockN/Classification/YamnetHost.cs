@@ -18,7 +18,7 @@ public sealed partial class YamnetHost : IHostedService, IDisposable
     {
         this.options = options.Value;
         this.logger = logger;
-        ModelPath = Find(this.options.ModelFile, directories);
+        ModelPath = directories.Find(this.options.ModelFile);
         GenericLabels = new HashSet<string>(this.options.GenericLabels, StringComparer.OrdinalIgnoreCase);
         Scheduler = new SlotScheduler(YamnetModel.Id, this.options.Slots, this.options.QueueLength, TimeSpan.FromSeconds(this.options.QueueTimeoutSeconds));
         loading = new Lazy<Task<YamnetModel>>(() => Task.Run(Load));
@@ -64,19 +64,6 @@ public sealed partial class YamnetHost : IHostedService, IDisposable
         var model = new YamnetModel(ModelPath!, options.EffectiveThreads, options.MaxWindowsPerRun);
         LogLoaded(logger, ModelPath!, model.Classes.Count);
         return model;
-    }
-
-    private static string? Find(string file, ModelDirectories directories)
-    {
-        if (Path.IsPathRooted(file))
-        {
-            return File.Exists(file) ? file : null;
-        }
-
-        return directories.Paths
-            .Where(Directory.Exists)
-            .SelectMany(dir => Directory.EnumerateFiles(dir, Path.GetFileName(file), new EnumerationOptions { RecurseSubdirectories = true, IgnoreInaccessible = true }))
-            .FirstOrDefault();
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "YAMNet loaded from {Path} ({Classes} classes)")]

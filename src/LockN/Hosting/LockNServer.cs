@@ -5,6 +5,7 @@ using LockN.Http;
 using LockN.Keys;
 using LockN.Models;
 using LockN.Storage;
+using LockN.Streaming;
 using LockN.Transcription;
 using LockN.Usage;
 
@@ -35,9 +36,11 @@ public static class LockNServer
         builder.Services.AddAudioDecoding(builder.Configuration);
         builder.Services.AddTranscription(builder.Configuration);
         builder.Services.AddClassification(builder.Configuration);
+        builder.Services.AddStreaming(builder.Configuration);
 
         var app = builder.Build();
         app.UseOpenAiErrors();
+        app.UseWebSockets();
         app.UseAuthentication();
         app.UseUsageRecording(); // after authentication (the key is known), before refusals (401, 403, 429 are recorded too)
         app.UseAuthorization();
@@ -47,6 +50,7 @@ public static class LockNServer
         app.MapV1Group(ApiKeyScopes.AnyKey).MapModelsApi();
         app.MapV1Group(ApiKeyScopes.Transcribe).MapTranscriptionApi();
         app.MapV1Group(ApiKeyScopes.Classify).MapClassificationApi();
+        app.MapV1Group(ApiKeyScopes.Stream).MapStreamingApi();
 
         var admin = app.MapGroup("/admin").RequireAuthorization(ApiKeyScopes.Admin);
         admin.MapKeysApi();

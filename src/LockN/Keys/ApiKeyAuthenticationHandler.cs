@@ -83,7 +83,13 @@ public sealed partial class ApiKeyAuthenticationHandler(
         return ApiError.MissingScope(required).ToResult().ExecuteAsync(Context);
     }
 
-    /// <summary>The key from <c>Authorization: Bearer</c> or <c>X-API-Key</c>; null when neither is there.</summary>
+    /// <summary>Prefix of a <c>Sec-WebSocket-Protocol</c> value that carries a key (browsers cannot set headers).</summary>
+    public const string WebSocketKeyProtocolPrefix = "lockn-api-key.";
+
+    /// <summary>
+    /// The key from <c>Authorization: Bearer</c> or <c>X-API-Key</c>; for a WebSocket upgrade also from a
+    /// <c>lockn-api-key.KEY</c> subprotocol or the <c>api_key</c> query parameter. Null when none is there.
+    /// </summary>
     public static string? PresentedKey(HttpRequest request)
     {
         if (request.Headers.Authorization.ToString() is { Length: > 0 } authorization)
@@ -91,7 +97,25 @@ public sealed partial class ApiKeyAuthenticationHandler(
             return authorization.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) ? authorization[7..].Trim() : authorization.Trim();
         }
 
-        return request.Headers["X-API-Key"].ToString() is { Length: > 0 } header ? header.Trim() : null;
+        if (request.Headers["X-API-Key"].ToString() is { Length: > 0 } header)
+        {
+            return header.Trim();
+        }
+
+        if (!request.HttpContext.WebSockets.IsWebSocketRequest)
+        {
+            return null;
+        }
+
+        foreach (var protocol in request.HttpContext.WebSockets.WebSocketRequestedProtocols)
+        {
+            if (protocol.StartsWith(WebSocketKeyProtocolPrefix, StringComparison.Ordinal))
+            {
+                return protocol[WebSocketKeyProtocolPrefix.Length..];
+            }
+        }
+
+        return request.Query["api_key"].ToString() is { Length: > 0 } query ? query : null;
     }
 
     private AuthenticateResult Refuse(ApiError error)

@@ -23,5 +23,22 @@ public sealed record ModelDirectories(IReadOnlyList<string> Paths)
     public static ModelDirectories FromConfiguration(IConfiguration configuration) =>
         Parse(configuration[ConfigurationKey]);
 
+    /// <summary>
+    /// A model file by name: a rooted path as it is, else the first file of that name under any model directory
+    /// (searched recursively, so ../shared/models works as it is). Null when there is none.
+    /// </summary>
+    public string? Find(string file)
+    {
+        if (Path.IsPathRooted(file))
+        {
+            return File.Exists(file) ? file : null;
+        }
+
+        return Paths
+            .Where(Directory.Exists)
+            .SelectMany(dir => Directory.EnumerateFiles(dir, Path.GetFileName(file), new EnumerationOptions { RecurseSubdirectories = true, IgnoreInaccessible = true }))
+            .FirstOrDefault();
+    }
+
     public override string ToString() => string.Join(", ", Paths);
 }

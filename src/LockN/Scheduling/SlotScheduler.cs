@@ -53,6 +53,21 @@ public sealed class SlotScheduler
         }
     }
 
+    /// <summary>A slot if one is free and nobody is waiting for it; never queues. For best-effort work such as partial transcripts.</summary>
+    public SlotLease? TryAcquire()
+    {
+        lock (gate)
+        {
+            if (busy < Slots && queue.Count == 0)
+            {
+                busy++;
+                return new SlotLease(this, time.GetTimestamp());
+            }
+        }
+
+        return null;
+    }
+
     /// <summary>
     /// Gets a slot, waiting in line at most <see cref="QueueDeadline"/>. Throws <see cref="OperationCanceledException"/>
     /// only when <paramref name="cancellationToken"/> (the client) gives up.

@@ -3,7 +3,8 @@ using System.Globalization;
 using LockN.Bench;
 
 // A load harness, not a test: prints a Markdown report for docs/benchmarks.md.
-//   dotnet run -c Release --project bench/LockN.Bench -- [--model whisper-tiny.en] [--shared ../shared] [--passes 2] [--only transcription|classification|auth]
+//   dotnet run -c Release --project bench/LockN.Bench -- [--model whisper-tiny.en] [--shared ../shared] [--passes 2] [--only transcription|classification|auth|streaming]
+//   [--stream-seconds S]: shortens the streaming part (its single stream to ~S seconds, each concurrent one to at most S) for a quick check.
 var options = BenchOptions.Parse(args);
 var report = new List<string>
 {
@@ -12,10 +13,10 @@ var report = new List<string>
     "",
 };
 
+var corpus = options.Runs("transcription") || options.Runs("streaming") ? await SpeechCorpus.LoadAsync(options.ManifestPath) : null;
 if (options.Runs("transcription"))
 {
-    var corpus = await SpeechCorpus.LoadAsync(options.ManifestPath);
-    report.Add($"Corpus: {corpus.Count} utterances, {corpus.TotalSeconds:0.0} s of audio ({options.ManifestPath}).");
+    report.Add($"Corpus: {corpus!.Count} utterances, {corpus.TotalSeconds:0.0} s of audio ({options.ManifestPath}).");
     report.Add("");
     report.AddRange(await RealTimeFactorBenchmark.RunAsync(options, corpus));
     report.Add("");
@@ -32,6 +33,12 @@ if (options.Runs("classification"))
 if (options.Runs("auth"))
 {
     report.AddRange(await AuthOverheadBenchmark.RunAsync(options));
+    report.Add("");
+}
+
+if (options.Runs("streaming"))
+{
+    report.AddRange(await StreamingBenchmark.RunAsync(options, corpus!));
 }
 
 Console.WriteLine(string.Join('\n', report));
@@ -39,7 +46,7 @@ return 0;
 
 namespace LockN.Bench
 {
-    internal sealed record BenchOptions(string ModelId, string SharedDirectory, int Passes, string? Only)
+    internal sealed record BenchOptions(string ModelId, string SharedDirectory, int Passes, string? Only, double? StreamSeconds = null)
     {
         public bool Runs(string part) => Only is null || Only == part;
 
@@ -58,7 +65,8 @@ namespace LockN.Bench
                 Value("--model", "whisper-tiny.en"),
                 Path.GetFullPath(Value("--shared", Path.Combine(FindRepositoryRoot(), "..", "shared"))),
                 int.Parse(Value("--passes", "2"), CultureInfo.InvariantCulture),
-                Array.IndexOf(args, "--only") >= 0 ? Value("--only", "") : null);
+                Array.IndexOf(args, "--only") >= 0 ? Value("--only", "") : null,
+                Array.IndexOf(args, "--stream-seconds") >= 0 ? double.Parse(Value("--stream-seconds", ""), CultureInfo.InvariantCulture) : null);
         }
 
         private static string FindRepositoryRoot()

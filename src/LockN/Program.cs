@@ -8,6 +8,7 @@ var root = new RootCommand("LockN: a self-hosted, OpenAI-compatible speech servi
     ServeCommand.Create(),
     TranscribeCommand.Create(configuration),
     ClassifyCommand.Create(configuration),
+    StreamCommand.Create(configuration),
     ModelsCommand.Create(configuration),
     KeysCommand.Create(configuration),
     UsageCommand.Create(configuration),

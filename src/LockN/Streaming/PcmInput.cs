@@ -82,7 +82,8 @@ internal sealed class PcmInput
                 sum += f32 ? BinaryPrimitives.ReadSingleLittleEndian(sample) : BinaryPrimitives.ReadInt16LittleEndian(sample) / 32768f;
             }
 
-            mono[i] = channels == 1 ? sum : sum / channels;
+            // A float stream may carry NaN or infinities; they would poison the resampler and the models.
+            mono[i] = float.IsFinite(sum) ? Math.Clamp(channels == 1 ? sum : sum / channels, -1f, 1f) : 0f;
         }
 
         FramesReceived += count;

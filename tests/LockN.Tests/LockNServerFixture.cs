@@ -100,7 +100,7 @@ public class LockNServerFixture : IAsyncLifetime
         }
     }
 
-    public async ValueTask DisposeAsync()
+    public virtual async ValueTask DisposeAsync()
     {
         Client?.Dispose();
         AnonymousClient?.Dispose();

@@ -1,3 +1,4 @@
+using LockN.Dispatch;
 using LockN.Transcription;
 
 namespace LockN.Health;
@@ -11,7 +12,7 @@ public static class HealthApi
         app.MapGet("/health/ready", (HttpContext context) =>
         {
             var models = context.RequestServices.GetRequiredService<WhisperModels>();
-            var report = ReadinessReport.From(models, context.RequestServices.GetService<Classification.YamnetHost>());
+            var report = ReadinessReport.From(models, context.RequestServices.GetService<Classification.YamnetHost>(), context.RequestServices.GetService<BackendRegistry>());
             return report.Ready ? Results.Json(report) : Results.Json(report, statusCode: StatusCodes.Status503ServiceUnavailable);
         });
         return app;
@@ -24,9 +25,13 @@ internal sealed record QueueReport(int Depth, int Capacity, double TimeoutSecond
 
 internal sealed record ModelReport(string Id, string State, bool Default, bool TestWeights, int Workers, SlotsReport Slots, QueueReport Queue, string? LastError);
 
-internal sealed record ReadinessReport(string Status, bool Ready, string DefaultModel, string? Problem, IReadOnlyList<ModelReport> Models)
+/// <summary>
+/// Readiness follows the default speech model only: a model server being down is shown under <c>Backends</c>
+/// (and its requests get 503 naming it) but does not take LockN out of its load balancer.
+/// </summary>
+internal sealed record ReadinessReport(string Status, bool Ready, string DefaultModel, string? Problem, IReadOnlyList<ModelReport> Models, IReadOnlyList<BackendReport> Backends)
 {
-    public static ReadinessReport From(WhisperModels models, Classification.YamnetHost? yamnet)
+    public static ReadinessReport From(WhisperModels models, Classification.YamnetHost? yamnet, BackendRegistry? backends)
     {
         var reports = models.All
             .OrderBy(h => h.Model.Id, StringComparer.Ordinal)
@@ -53,6 +58,7 @@ internal sealed record ReadinessReport(string Status, bool Ready, string Default
 
         var ready = models.Default?.State == ModelState.Ready;
         return new ReadinessReport(ready ? "ready" : "not_ready", ready, models.DefaultModelId,
-            ready ? null : models.DefaultModelProblem ?? $"Default model {models.DefaultModelId} is loading.", reports);
+            ready ? null : models.DefaultModelProblem ?? $"Default model {models.DefaultModelId} is loading.", reports,
+            backends?.All.Select(BackendReport.From).ToArray() ?? []);
     }
 }

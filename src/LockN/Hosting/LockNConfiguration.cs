@@ -2,8 +2,9 @@ namespace LockN.Hosting;
 
 /// <summary>
 /// Where settings come from, lowest to highest precedence: appsettings.json beside the executable,
-/// <c>LOCKN_*</c> environment variables (<c>LOCKN_MODELS</c> → <c>Models</c>, <c>LOCKN_Transcription__Slots</c> →
-/// <c>Transcription:Slots</c>), then command-line flags.
+/// sectioned environment variables in .NET's usual form (<c>Dispatch__Backends__0__Url</c> →
+/// <c>Dispatch:Backends:0:Url</c>), <c>LOCKN_*</c> environment variables (<c>LOCKN_MODELS</c> → <c>Models</c>,
+/// <c>LOCKN_Transcription__Slots</c> → <c>Transcription:Slots</c>), then command-line flags.
 /// </summary>
 public static class LockNConfiguration
 {
@@ -14,6 +15,7 @@ public static class LockNConfiguration
     public static IConfigurationBuilder AddLockNSources(this IConfigurationBuilder builder, IDictionary<string, string?>? overrides = null)
     {
         builder.AddJsonFile(Path.Combine(AppContext.BaseDirectory, "appsettings.json"), optional: true, reloadOnChange: false);
+        builder.AddInMemoryCollection(SectionedEnvironmentVariables());
         builder.AddEnvironmentVariables("LOCKN_");
         if (overrides is not null)
         {
@@ -21,6 +23,21 @@ public static class LockNConfiguration
         }
 
         return builder;
+    }
+
+    /// <summary>
+    /// Unprefixed variables with a section (a "__" in the name), as every ASP.NET service reads them; plain names
+    /// such as DATA or MODELS are left alone, since they may belong to something else on the machine.
+    /// </summary>
+    private static IEnumerable<KeyValuePair<string, string?>> SectionedEnvironmentVariables()
+    {
+        foreach (System.Collections.DictionaryEntry variable in Environment.GetEnvironmentVariables())
+        {
+            if (variable.Key is string name && name.Contains("__", StringComparison.Ordinal) && !name.StartsWith("LOCKN_", StringComparison.OrdinalIgnoreCase))
+            {
+                yield return new(name.Replace("__", ":", StringComparison.Ordinal), variable.Value as string);
+            }
+        }
     }
 
     public static IConfiguration Build(IDictionary<string, string?>? overrides = null) =>

@@ -1,5 +1,6 @@
 using LockN.Audio;
 using LockN.Classification;
+using LockN.Dispatch;
 using LockN.Health;
 using LockN.Http;
 using LockN.Keys;
@@ -37,6 +38,7 @@ public static class LockNServer
         builder.Services.AddTranscription(builder.Configuration);
         builder.Services.AddClassification(builder.Configuration);
         builder.Services.AddStreaming(builder.Configuration);
+        builder.Services.AddDispatch(builder.Configuration);
 
         var app = builder.Build();
         app.UseOpenAiErrors();
@@ -51,10 +53,12 @@ public static class LockNServer
         app.MapV1Group(ApiKeyScopes.Transcribe).MapTranscriptionApi();
         app.MapV1Group(ApiKeyScopes.Classify).MapClassificationApi();
         app.MapV1Group(ApiKeyScopes.Stream).MapStreamingApi();
+        app.MapV1Group(ApiKeyScopes.Chat).MapDispatchApi();
 
         var admin = app.MapGroup("/admin").RequireAuthorization(ApiKeyScopes.Admin);
         admin.MapKeysApi();
         admin.MapUsageApi();
+        admin.MapBackendsApi();
         return app;
     }
 }

@@ -44,6 +44,14 @@ public static class ModelsApi
             cards.Add(new ModelCard(Classification.YamnetModel.Id, "model", CreatedAt(yamnet), "lockn"));
         }
 
+        if (context.RequestServices.GetService<Dispatch.BackendRegistry>() is { } registry)
+        {
+            var created = registry.StartedAt.ToUnixTimeSeconds();
+            cards.AddRange(registry.All
+                .SelectMany(backend => backend.Models.Select(model => new ModelCard(model, "model", created, backend.Name)))
+                .DistinctBy(card => card.Id, StringComparer.OrdinalIgnoreCase));
+        }
+
         return cards;
     }
 

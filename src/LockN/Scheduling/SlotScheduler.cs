@@ -41,7 +41,9 @@ public sealed class SlotScheduler
     }
 
     public string Name { get; }
-    public int Slots { get; }
+
+    /// <summary>Slots right now; <see cref="Resize"/> changes it when a backend reports its own count.</summary>
+    public int Slots { get; private set; }
     public int QueueLength { get; }
     public TimeSpan QueueDeadline { get; }
 
@@ -50,6 +52,32 @@ public sealed class SlotScheduler
         lock (gate)
         {
             return new SlotSnapshot(busy, Slots, queue.Count, QueueLength);
+        }
+    }
+
+    /// <summary>
+    /// Changes the slot count. Growing hands the new slots to the oldest waiters; shrinking takes slots away as
+    /// their holders release them, so nobody already running is interrupted.
+    /// </summary>
+    public void Resize(int slots)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(slots, 1);
+        var granted = new List<Waiter>();
+        lock (gate)
+        {
+            Slots = slots;
+            while (busy < Slots && queue.First is { } first)
+            {
+                queue.RemoveFirst();
+                first.Value.Node = null;
+                busy++;
+                granted.Add(first.Value);
+            }
+        }
+
+        foreach (var waiter in granted)
+        {
+            waiter.Grant(new SlotLease(this, time.GetTimestamp()));
         }
     }
 
@@ -114,7 +142,11 @@ public sealed class SlotScheduler
         {
             var held = time.GetElapsedTime(acquiredAt).TotalSeconds;
             meanHoldSeconds = (0.8 * meanHoldSeconds) + (0.2 * held);
-            if (queue.First is { } first)
+            if (busy > Slots)
+            {
+                busy--; // shrunk by Resize: this slot is gone
+            }
+            else if (queue.First is { } first)
             {
                 // Hand the slot straight to the oldest waiter: busy stays the same.
                 queue.RemoveFirst();

@@ -1,0 +1,140 @@
+using System.Diagnostics;
+using System.Net.Http.Headers;
+using System.Text.Json;
+using Microsoft.Extensions.Options;
+
+namespace LockN.Dispatch;
+
+/// <summary>
+/// Asks every backend's <c>/health</c> every few seconds (llama-server answers 200 when it can serve, 503 while it
+/// loads). A backend marked down by a failed request (passive marking) comes back through these checks, so traffic
+/// resumes without a restart. Reads the slot count from <c>/props</c> or <c>/slots</c> when it is not configured.
+/// </summary>
+public sealed partial class BackendHealthChecker(
+    BackendRegistry registry,
+    UpstreamClient upstream,
+    IOptions<DispatchOptions> options,
+    ILogger<BackendHealthChecker> logger) : BackgroundService
+{
+    private readonly TimeSpan interval = TimeSpan.FromSeconds(options.Value.HealthCheckIntervalSeconds);
+    private readonly TimeSpan timeout = TimeSpan.FromSeconds(options.Value.HealthCheckTimeoutSeconds);
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        if (registry.All.Count == 0)
+        {
+            return;
+        }
+
+        using var timer = new PeriodicTimer(interval);
+        do
+        {
+            await Task.WhenAll(registry.All.Select(b => CheckAsync(b, stoppingToken)));
+        }
+        while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false));
+    }
+
+    public async Task CheckAsync(Backend backend, CancellationToken cancellationToken)
+    {
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(timeout);
+        var started = Stopwatch.GetTimestamp();
+        string? problem;
+        try
+        {
+            using var response = await SendAsync(backend, "health", deadline.Token);
+            var latency = Stopwatch.GetElapsedTime(started);
+            if (response.IsSuccessStatusCode)
+            {
+                problem = backend.SlotsKnown ? null : await ReadSlotsAsync(backend, deadline.Token);
+                if (problem is null)
+                {
+                    if (backend.MarkHealthy(latency))
+                    {
+                        LogHealthy(logger, backend.Name, backend.Scheduler.Slots, backend.SlotsSource);
+                    }
+
+                    return;
+                }
+            }
+            else
+            {
+                var body = await response.Content.ReadAsStringAsync(deadline.Token);
+                problem = $"GET /health answered {(int)response.StatusCode}{Describe(body)}";
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            return;
+        }
+        catch (OperationCanceledException)
+        {
+            problem = $"GET /health did not answer within {timeout.TotalSeconds:0.##} s";
+        }
+        catch (HttpRequestException ex)
+        {
+            problem = UpstreamClient.Describe(ex);
+        }
+
+        if (backend.MarkUnhealthy(problem, fromCheck: true))
+        {
+            LogUnhealthy(logger, backend.Name, problem);
+        }
+    }
+
+    // llama-server reports its slot count as total_slots in /props; /slots lists one entry per slot.
+    private async Task<string?> ReadSlotsAsync(Backend backend, CancellationToken cancellationToken)
+    {
+        using (var props = await SendAsync(backend, "props", cancellationToken))
+        {
+            if (props.IsSuccessStatusCode)
+            {
+                using var json = await JsonDocument.ParseAsync(await props.Content.ReadAsStreamAsync(cancellationToken), default, cancellationToken);
+                if (json.RootElement.ValueKind == JsonValueKind.Object
+                    && json.RootElement.TryGetProperty("total_slots", out var total) && total.TryGetInt32(out var count) && count > 0)
+                {
+                    backend.SetSlots(Math.Min(count, 1024), "props");
+                    return null;
+                }
+            }
+        }
+
+        using (var slots = await SendAsync(backend, "slots", cancellationToken))
+        {
+            if (slots.IsSuccessStatusCode)
+            {
+                using var json = await JsonDocument.ParseAsync(await slots.Content.ReadAsStreamAsync(cancellationToken), default, cancellationToken);
+                if (json.RootElement.ValueKind == JsonValueKind.Array && json.RootElement.GetArrayLength() > 0)
+                {
+                    backend.SetSlots(Math.Min(json.RootElement.GetArrayLength(), 1024), "slots");
+                    return null;
+                }
+            }
+        }
+
+        return "its slot count is unknown: neither /props (total_slots) nor /slots said it; set Slots for this backend";
+    }
+
+    private Task<HttpResponseMessage> SendAsync(Backend backend, string path, CancellationToken cancellationToken)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Get, new Uri(backend.BaseUrl, path));
+        if (backend.Options.ApiKey is { Length: > 0 } key)
+        {
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", key);
+        }
+
+        return upstream.Http.SendAsync(request, HttpCompletionOption.ResponseContentRead, cancellationToken);
+    }
+
+    private static string Describe(string body)
+    {
+        body = body.Trim();
+        return body.Length == 0 ? "" : ": " + (body.Length > 200 ? body[..200] + "…" : body);
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Backend {Backend} is healthy ({Slots} slots, {Source})")]
+    private static partial void LogHealthy(ILogger logger, string backend, int slots, string source);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Backend {Backend} is unhealthy: {Problem}")]
+    private static partial void LogUnhealthy(ILogger logger, string backend, string problem);
+}

@@ -1,0 +1,339 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Http.Headers;
+using LockN.Http;
+using LockN.Scheduling;
+using LockN.Usage;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.Options;
+
+namespace LockN.Dispatch;
+
+/// <summary>
+/// POST /v1/chat/completions, /v1/completions and /v1/embeddings (scope <c>chat</c>), forwarded to the backend
+/// serving the requested model. The order of things is the point: the body is in before a slot is asked for;
+/// a slot is held only while the backend works; the client going away or the deadline passing aborts the
+/// upstream request at once, which frees the backend's slot and hands LockN's slot to the next in line.
+/// </summary>
+public static partial class DispatchApi
+{
+    /// <summary>A client may shorten its backend's deadline with this header (seconds, e.g. 2.5).</summary>
+    public const string DeadlineHeader = "X-LockN-Deadline-Seconds";
+
+    public static IEndpointRouteBuilder MapDispatchApi(this IEndpointRouteBuilder app)
+    {
+        app.MapPost("/v1/chat/completions", Forward("v1/chat/completions", canStream: true)).DisableAntiforgery();
+        app.MapPost("/v1/completions", Forward("v1/completions", canStream: true)).DisableAntiforgery();
+        app.MapPost("/v1/embeddings", Forward("v1/embeddings", canStream: false)).DisableAntiforgery();
+        return app;
+    }
+
+    // A Delegate rather than a RequestDelegate, so the returned IResult is written.
+    private static Delegate Forward(string path, bool canStream) => (HttpContext context) => ForwardAsync(context, path, canStream);
+
+    private static async Task<IResult> ForwardAsync(HttpContext context, string path, bool canStream)
+    {
+        var arrived = Stopwatch.GetTimestamp();
+        var services = context.RequestServices;
+        var options = services.GetRequiredService<IOptions<DispatchOptions>>().Value;
+        var registry = services.GetRequiredService<BackendRegistry>();
+        var logger = services.GetRequiredService<ILogger<BackendRegistry>>();
+        var clientGone = context.RequestAborted;
+
+        if (!IsJson(context.Request.ContentType))
+        {
+            return ApiError.UnsupportedMedia("Send the request body as JSON with 'Content-Type: application/json'.", param: null).ToResult();
+        }
+
+        if (ReadDeadlineHeader(context.Request) is { Error: { } deadlineError })
+        {
+            return deadlineError.ToResult();
+        }
+
+        await using var spool = new RequestSpool(options.MemorySpoolBytes);
+        var scanner = new JsonObjectScanner(DispatchRequest.ScannedProperties);
+        if (await ReceiveAsync(context, spool, scanner, options.MaxRequestBytes) is { } receiveError)
+        {
+            return receiveError.ToResult();
+        }
+
+        if (clientGone.IsCancellationRequested)
+        {
+            return Results.Empty;
+        }
+
+        var (request, requestError) = DispatchRequest.From(scanner, canStream);
+        if (requestError is not null)
+        {
+            return requestError.ToResult();
+        }
+
+        Backend? backend;
+        ApiError? routeError;
+        try
+        {
+            (backend, routeError) = await registry.SelectAsync(request!.Model, clientGone);
+        }
+        catch (OperationCanceledException)
+        {
+            return Results.Empty;
+        }
+
+        if (routeError is not null)
+        {
+            return routeError.ToResult();
+        }
+
+        var usage = UsageFeature.For(context);
+        usage.Model = backend!.ModelId;
+
+        // The deadline counts from the request's arrival: waiting in line and generating both spend it.
+        var deadline = ReadDeadlineHeader(context.Request).Seconds is { } asked && asked < backend.Deadline.TotalSeconds
+            ? TimeSpan.FromSeconds(asked)
+            : backend.Deadline;
+        using var deadlineSource = new CancellationTokenSource(Max(deadline - Stopwatch.GetElapsedTime(arrived), TimeSpan.FromMilliseconds(1)));
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(clientGone, deadlineSource.Token);
+        var cancellationToken = linked.Token;
+
+        Admission admission;
+        try
+        {
+            admission = await backend.Scheduler.AcquireAsync(cancellationToken);
+        }
+        catch (OperationCanceledException) when (!clientGone.IsCancellationRequested)
+        {
+            return ApiError.DeadlineExceeded(backend.ModelId, Stopwatch.GetElapsedTime(arrived)).ToResult();
+        }
+        catch (OperationCanceledException)
+        {
+            return Results.Empty;
+        }
+
+        switch (admission.Outcome)
+        {
+            case AdmissionOutcome.QueueFull:
+                return ApiError.QueueFull(backend.ModelId, (int)admission.RetryAfter.TotalSeconds).ToResult();
+            case AdmissionOutcome.DeadlineExceeded:
+                return ApiError.DeadlineExceeded(backend.ModelId, admission.Waited).ToResult();
+        }
+
+        using var lease = admission.Lease;
+        using var upstreamRequest = new HttpRequestMessage(HttpMethod.Post, new Uri(backend.BaseUrl, path))
+        {
+            Content = new SpooledJsonContent(spool, request.EditsFor(backend)),
+            Version = HttpVersion.Version11,
+        };
+        upstreamRequest.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue(request.Stream ? "text/event-stream" : "application/json"));
+        if (backend.Options.ApiKey is { Length: > 0 } backendKey)
+        {
+            upstreamRequest.Headers.Authorization = new AuthenticationHeaderValue("Bearer", backendKey); // never the client's LockN key
+        }
+
+        var sent = Stopwatch.GetTimestamp();
+        HttpResponseMessage response;
+        try
+        {
+            response = await services.GetRequiredService<UpstreamClient>().Http.SendAsync(upstreamRequest, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
+        }
+        catch (OperationCanceledException)
+        {
+            return Cancelled(context, backend, logger, sent, clientGone);
+        }
+        catch (HttpRequestException ex)
+        {
+            var problem = UpstreamClient.Describe(ex);
+            if (backend.MarkUnhealthy(problem, fromCheck: false))
+            {
+                LogMarkedDown(logger, backend.Name, problem);
+            }
+
+            return ApiError.Unavailable($"Backend '{backend.Name}' for model '{backend.ModelId}' is unavailable: {problem}. Retry later.", "backend_unavailable").ToResult();
+        }
+
+        using (response)
+        {
+            backend.RecordFirstByte(Stopwatch.GetElapsedTime(sent));
+            var events = response.Content.Headers.ContentType?.MediaType == "text/event-stream";
+            context.Response.StatusCode = (int)response.StatusCode;
+            context.Response.ContentType = response.Content.Headers.ContentType?.ToString() ?? "application/json";
+            if (events)
+            {
+                context.Response.Headers.CacheControl = "no-cache";
+                context.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
+            }
+            else if (response.Content.Headers.ContentLength is { } length)
+            {
+                context.Response.ContentLength = length;
+            }
+
+            try
+            {
+                await using var body = await response.Content.ReadAsStreamAsync(cancellationToken);
+                var tokens = events
+                    ? await ResponseRelay.RelayEventsAsync(body, context.Response.Body, request.ClientWantsUsage, cancellationToken)
+                    : await ResponseRelay.RelayBodyAsync(body, context.Response.Body, cancellationToken);
+                if (tokens is { } counted)
+                {
+                    usage.TokensIn = counted.In;
+                    usage.TokensOut = counted.Out;
+                }
+            }
+            catch (OperationCanceledException)
+            {
+                return Cancelled(context, backend, logger, sent, clientGone, started: true, events);
+            }
+            catch (Exception ex) when (ex is IOException or HttpRequestException or InvalidDataException)
+            {
+                // The backend broke off mid-answer: a stream gets an error event, a plain body cannot be mended.
+                LogBrokenOff(logger, backend.Name, ex.GetBaseException().Message);
+                if (events && !clientGone.IsCancellationRequested)
+                {
+                    await WriteErrorEventAsync(context, ApiError.Unavailable($"Backend '{backend.Name}' broke off its answer: {ex.GetBaseException().Message}", "backend_error"));
+                }
+                else
+                {
+                    context.Abort();
+                }
+            }
+        }
+
+        return Results.Empty;
+    }
+
+    /// <summary>
+    /// The upstream request was cancelled — by the client leaving or by the deadline. Disposing the response (the
+    /// caller's using) closes the connection, which is how llama-server learns to stop generating.
+    /// </summary>
+    private static IResult Cancelled(HttpContext context, Backend backend, ILogger logger, long sent, CancellationToken clientGone, bool started = false, bool events = false)
+    {
+        var elapsed = Stopwatch.GetElapsedTime(sent).TotalMilliseconds;
+        if (clientGone.IsCancellationRequested)
+        {
+            LogClientGone(logger, backend.Name, elapsed);
+            return Results.Empty;
+        }
+
+        LogDeadline(logger, backend.Name, elapsed);
+        var error = ApiError.Unavailable(
+            $"Model '{backend.ModelId}' did not finish within the request's deadline; its work on backend '{backend.Name}' was cancelled.",
+            "deadline_exceeded");
+        if (!started)
+        {
+            return error.ToResult();
+        }
+
+        if (events)
+        {
+            // Headers are gone; an OpenAI-style error event tells the client why the stream ends here.
+            return new DeferredResult(ctx => WriteErrorEventAsync(ctx, error));
+        }
+
+        context.Abort();
+        return Results.Empty;
+    }
+
+    private static async Task WriteErrorEventAsync(HttpContext context, ApiError error)
+    {
+        try
+        {
+            var json = System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(error.ToBody());
+            await context.Response.Body.WriteAsync("data: "u8.ToArray());
+            await context.Response.Body.WriteAsync(json);
+            await context.Response.Body.WriteAsync("\n\n"u8.ToArray());
+            await context.Response.Body.FlushAsync();
+        }
+        catch (Exception ex) when (ex is IOException or OperationCanceledException)
+        {
+            // the client left as well
+        }
+    }
+
+    /// <summary>Reads the body into the spool, scanning it as it comes; an error for a body too large or cut off.</summary>
+    private static async Task<ApiError?> ReceiveAsync(HttpContext context, RequestSpool spool, JsonObjectScanner scanner, long maxBytes)
+    {
+        if (context.Request.ContentLength > maxBytes)
+        {
+            return TooLarge(maxBytes);
+        }
+
+        if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } bodyLimit)
+        {
+            bodyLimit.MaxRequestBodySize = maxBytes;
+        }
+
+        var reader = context.Request.BodyReader;
+        try
+        {
+            while (true)
+            {
+                var result = await reader.ReadAsync(context.RequestAborted);
+                foreach (var segment in result.Buffer)
+                {
+                    scanner.Feed(segment.Span);
+                    await spool.WriteAsync(segment, context.RequestAborted);
+                }
+
+                reader.AdvanceTo(result.Buffer.End);
+                if (spool.Length > maxBytes)
+                {
+                    return TooLarge(maxBytes); // chunked bodies have no Content-Length to refuse up front
+                }
+
+                if (result.IsCompleted)
+                {
+                    break;
+                }
+            }
+        }
+        catch (BadHttpRequestException ex) when (ex.StatusCode == StatusCodes.Status413PayloadTooLarge)
+        {
+            return TooLarge(maxBytes);
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or IOException or BadHttpRequestException)
+        {
+            return null; // the client went away mid-upload; the caller sees RequestAborted
+        }
+
+        scanner.Complete();
+        return null;
+    }
+
+    private static ApiError TooLarge(long maxBytes) =>
+        ApiError.TooLarge($"The request body is larger than {maxBytes / (1024.0 * 1024):0.#} MB (Dispatch:MaxRequestBytes).", param: null);
+
+    private static (double? Seconds, ApiError? Error) ReadDeadlineHeader(HttpRequest request)
+    {
+        if (!request.Headers.TryGetValue(DeadlineHeader, out var values))
+        {
+            return (null, null);
+        }
+
+        return double.TryParse(values.ToString(), NumberStyles.Float, CultureInfo.InvariantCulture, out var seconds) && seconds > 0 && double.IsFinite(seconds)
+            ? (seconds, null)
+            : (null, ApiError.BadRequest($"{DeadlineHeader} must be a positive number of seconds (got '{values}').", param: null, code: "invalid_deadline"));
+    }
+
+    private static bool IsJson(string? contentType) =>
+        contentType is not null && MediaTypeHeaderValue.TryParse(contentType, out var parsed)
+        && (parsed.MediaType == "application/json" || (parsed.MediaType?.EndsWith("+json", StringComparison.OrdinalIgnoreCase) ?? false));
+
+    private static TimeSpan Max(TimeSpan a, TimeSpan b) => a > b ? a : b;
+
+    private sealed class DeferredResult(Func<HttpContext, Task> write) : IResult
+    {
+        public Task ExecuteAsync(HttpContext httpContext) => write(httpContext);
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Client went away; request to backend {Backend} aborted after {ElapsedMs:0} ms")]
+    private static partial void LogClientGone(ILogger logger, string backend, double elapsedMs);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Deadline passed; request to backend {Backend} aborted after {ElapsedMs:0} ms")]
+    private static partial void LogDeadline(ILogger logger, string backend, double elapsedMs);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Backend {Backend} marked unhealthy after a failed request: {Problem}")]
+    private static partial void LogMarkedDown(ILogger logger, string backend, string problem);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Backend {Backend} broke off its answer: {Problem}")]
+    private static partial void LogBrokenOff(ILogger logger, string backend, string problem);
+}

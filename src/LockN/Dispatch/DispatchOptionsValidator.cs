@@ -1,0 +1,53 @@
+using Microsoft.Extensions.Options;
+
+namespace LockN.Dispatch;
+
+/// <summary>Checks each backend at start-up, naming the full key of a bad setting (e.g. <c>Dispatch:Backends:1:Url</c>).</summary>
+internal sealed class DispatchOptionsValidator : IValidateOptions<DispatchOptions>
+{
+    public ValidateOptionsResult Validate(string? name, DispatchOptions options)
+    {
+        var failures = new List<string>();
+        var names = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        for (var i = 0; i < options.Backends.Count; i++)
+        {
+            var backend = options.Backends[i];
+            var key = $"{DispatchOptions.Section}:Backends:{i}";
+            if (string.IsNullOrWhiteSpace(backend.Name))
+            {
+                failures.Add($"{key}:Name is required (a short name shown in errors and /admin/backends).");
+            }
+            else if (!names.Add(backend.Name))
+            {
+                failures.Add($"{key}:Name '{backend.Name}' is used by another backend.");
+            }
+
+            if (!Uri.TryCreate(backend.Url, UriKind.Absolute, out var url) || (url.Scheme != Uri.UriSchemeHttp && url.Scheme != Uri.UriSchemeHttps))
+            {
+                failures.Add($"{key}:Url must be an absolute http or https URL such as http://127.0.0.1:8081 (got '{backend.Url}').");
+            }
+
+            if (backend.Models.Count == 0 || backend.Models.Any(string.IsNullOrWhiteSpace))
+            {
+                failures.Add($"{key}:Models must list at least one model id, with no empty names.");
+            }
+
+            if (backend.Slots is < 0 or > 1024)
+            {
+                failures.Add($"{key}:Slots must be between 0 (ask the server) and 1024 (got {backend.Slots}).");
+            }
+
+            if (backend.QueueLength is < 0 or > 100_000)
+            {
+                failures.Add($"{key}:QueueLength must be between 0 and 100000 (got {backend.QueueLength}).");
+            }
+
+            if (!(backend.DeadlineSeconds is >= 0.05 and <= 86_400))
+            {
+                failures.Add($"{key}:DeadlineSeconds must be between 0.05 and 86400 (got {backend.DeadlineSeconds}).");
+            }
+        }
+
+        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+}

@@ -1,0 +1,147 @@
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using LockN.Http;
+
+namespace LockN.Dispatch;
+
+/// <summary>
+/// What LockN needs to know of a chat, completion or embedding request (model, stream, stream_options), read from
+/// its top-level properties by <see cref="JsonObjectScanner"/>, and the few edits made on its way to the backend.
+/// </summary>
+public sealed class DispatchRequest
+{
+    /// <summary>The top-level properties the scanner keeps; the rest of the body passes through untouched.</summary>
+    public static readonly IReadOnlyCollection<string> ScannedProperties = ["model", "stream", "stream_options"];
+
+    private static readonly byte[] IncludeUsage = """{"include_usage":true}"""u8.ToArray();
+
+    private DispatchRequest(string model, bool stream, bool clientWantsUsage, ScannedValue? modelValue, ScannedValue? streamOptions, long closingBrace)
+    {
+        Model = model;
+        Stream = stream;
+        ClientWantsUsage = clientWantsUsage;
+        this.modelValue = modelValue;
+        this.streamOptions = streamOptions;
+        this.closingBrace = closingBrace;
+    }
+
+    private readonly ScannedValue? modelValue;
+    private readonly ScannedValue? streamOptions;
+    private readonly long closingBrace;
+
+    public string Model { get; }
+
+    public bool Stream { get; }
+
+    /// <summary>The client asked for <c>stream_options.include_usage</c> itself, so the usage chunk is its to see.</summary>
+    public bool ClientWantsUsage { get; }
+
+    public static (DispatchRequest? Request, ApiError? Error) From(JsonObjectScanner scanner, bool canStream)
+    {
+        if (scanner.Error is { } error)
+        {
+            return (null, ApiError.BadRequest(error, code: "invalid_json"));
+        }
+
+        if (!scanner.Values.TryGetValue("model", out var model))
+        {
+            return (null, ApiError.BadRequest("You must provide a model parameter.", "model", "missing_model"));
+        }
+
+        if (ReadString(model) is not { Length: > 0 } modelId)
+        {
+            return (null, ApiError.BadRequest("'model' must be a non-empty string naming a model from GET /v1/models.", "model", "invalid_type"));
+        }
+
+        var stream = false;
+        if (scanner.Values.TryGetValue("stream", out var streamValue))
+        {
+            var text = streamValue.Bytes is { } bytes ? Encoding.UTF8.GetString(bytes) : "";
+            if (text is not ("true" or "false" or "null"))
+            {
+                return (null, ApiError.BadRequest("'stream' must be true or false.", "stream", "invalid_type"));
+            }
+
+            stream = canStream && text == "true";
+        }
+
+        var clientWantsUsage = false;
+        scanner.Values.TryGetValue("stream_options", out var options);
+        if (stream && options is not null)
+        {
+            var parsed = Parse(options);
+            if (parsed is not (null or JsonObject))
+            {
+                return (null, ApiError.BadRequest("'stream_options' must be an object such as {\"include_usage\": true}.", "stream_options", "invalid_type"));
+            }
+
+            clientWantsUsage = parsed is JsonObject o && o["include_usage"] is JsonValue v && v.TryGetValue<bool>(out var include) && include;
+        }
+
+        return (new DispatchRequest(modelId, stream, clientWantsUsage, model, options, scanner.ClosingBrace), null);
+    }
+
+    /// <summary>
+    /// The edits for <paramref name="backend"/>: its own model id in place of an alias, and for streams
+    /// <c>stream_options.include_usage</c> so the last chunk carries the token counts for the usage ledger.
+    /// </summary>
+    public IReadOnlyList<BodyEdit> EditsFor(Backend backend)
+    {
+        var edits = new List<BodyEdit>(2);
+        if (!string.Equals(Model, backend.ModelId, StringComparison.Ordinal) && modelValue is not null)
+        {
+            edits.Add(new BodyEdit(modelValue.Start, modelValue.Length, JsonSerializer.SerializeToUtf8Bytes(backend.ModelId)));
+        }
+
+        if (Stream && !ClientWantsUsage)
+        {
+            if (streamOptions is null)
+            {
+                edits.Add(new BodyEdit(closingBrace, 0, [.. ","u8, .. "\"stream_options\":"u8, .. IncludeUsage]));
+            }
+            else
+            {
+                var merged = Parse(streamOptions) as JsonObject ?? [];
+                merged["include_usage"] = true;
+                edits.Add(new BodyEdit(streamOptions.Start, streamOptions.Length, JsonSerializer.SerializeToUtf8Bytes(merged)));
+            }
+        }
+
+        return edits;
+    }
+
+    private static string? ReadString(ScannedValue value)
+    {
+        if (value.Bytes is not { } bytes)
+        {
+            return null;
+        }
+
+        try
+        {
+            return JsonSerializer.Deserialize<JsonNode>(bytes) is JsonValue v && v.TryGetValue<string>(out var s) ? s.Trim() : null;
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+    }
+
+    private static JsonNode? Parse(ScannedValue value)
+    {
+        if (value.Bytes is not { } bytes)
+        {
+            return JsonValue.Create("too long");
+        }
+
+        try
+        {
+            return JsonNode.Parse(bytes);
+        }
+        catch (JsonException)
+        {
+            return JsonValue.Create("invalid");
+        }
+    }
+}

@@ -51,7 +51,7 @@ public static partial class DispatchApi
             return deadlineError.ToResult();
         }
 
-        await using var spool = new RequestSpool(options.MemorySpoolBytes);
+        await using var spool = new RequestSpool(options.MemorySpoolBytes, context.Request.ContentLength);
         var scanner = new JsonObjectScanner(DispatchRequest.ScannedProperties);
         if (await ReceiveAsync(context, spool, scanner, options.MaxRequestBytes) is { } receiveError)
         {

@@ -8,9 +8,10 @@ namespace LockN.Dispatch;
 /// on close) once bigger, so a 40 MB image upload costs a file, not 40 MB of heap. The body is taken in whole before
 /// a slot is asked for: a slow upload must not hold a model slot while the model waits for it.
 /// </summary>
-public sealed class RequestSpool(int memoryLimit) : IAsyncDisposable
+public sealed class RequestSpool(int memoryLimit, long? expectedLength) : IAsyncDisposable
 {
-    private Stream store = new MemoryStream();
+    // A body known to be big goes straight to a file; a small one gets its buffer sized once.
+    private Stream store = expectedLength > memoryLimit ? CreateFile() : new MemoryStream((int)Math.Min(expectedLength ?? 0, memoryLimit));
 
     public long Length { get; private set; }
 
@@ -20,8 +21,7 @@ public sealed class RequestSpool(int memoryLimit) : IAsyncDisposable
     {
         if (store is MemoryStream memory && memory.Length + data.Length > memoryLimit)
         {
-            var file = new FileStream(Path.Combine(Path.GetTempPath(), "lockn-body-" + Guid.NewGuid().ToString("N")),
-                FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 64 * 1024, FileOptions.DeleteOnClose | FileOptions.Asynchronous);
+            var file = CreateFile();
             memory.Position = 0;
             await memory.CopyToAsync(file, cancellationToken);
             store = file;
@@ -69,6 +69,10 @@ public sealed class RequestSpool(int memoryLimit) : IAsyncDisposable
     }
 
     public ValueTask DisposeAsync() => store.DisposeAsync();
+
+    private static FileStream CreateFile() =>
+        new(Path.Combine(Path.GetTempPath(), "lockn-body-" + Guid.NewGuid().ToString("N")),
+            FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 64 * 1024, FileOptions.DeleteOnClose | FileOptions.Asynchronous);
 }
 
 /// <summary>A change to the spooled body on its way out: replace <c>Length</c> bytes at <c>Start</c> (0 inserts).</summary>

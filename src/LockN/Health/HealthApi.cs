@@ -25,11 +25,22 @@ internal sealed record QueueReport(int Depth, int Capacity, double TimeoutSecond
 
 internal sealed record ModelReport(string Id, string State, bool Default, bool TestWeights, int Workers, SlotsReport Slots, QueueReport Queue, string? LastError);
 
+/// <summary>A model server in /health/ready (the full picture is GET /admin/backends).</summary>
+internal sealed record BackendHealthReport(string Name, string State, SlotsReport Slots, QueueReport Queue, string? LastError)
+{
+    public static BackendHealthReport From(Backend backend)
+    {
+        var snapshot = backend.Scheduler.Snapshot();
+        return new BackendHealthReport(backend.Name, backend.State.ToString().ToLowerInvariant(), new SlotsReport(snapshot.Busy, snapshot.Total),
+            new QueueReport(snapshot.QueueDepth, snapshot.QueueCapacity, backend.Deadline.TotalSeconds), backend.LastError);
+    }
+}
+
 /// <summary>
 /// Readiness follows the default speech model only: a model server being down is shown under <c>Backends</c>
 /// (and its requests get 503 naming it) but does not take LockN out of its load balancer.
 /// </summary>
-internal sealed record ReadinessReport(string Status, bool Ready, string DefaultModel, string? Problem, IReadOnlyList<ModelReport> Models, IReadOnlyList<BackendReport> Backends)
+internal sealed record ReadinessReport(string Status, bool Ready, string DefaultModel, string? Problem, IReadOnlyList<ModelReport> Models, IReadOnlyList<BackendHealthReport> Backends)
 {
     public static ReadinessReport From(WhisperModels models, Classification.YamnetHost? yamnet, BackendRegistry? backends)
     {
@@ -59,6 +70,6 @@ internal sealed record ReadinessReport(string Status, bool Ready, string Default
         var ready = models.Default?.State == ModelState.Ready;
         return new ReadinessReport(ready ? "ready" : "not_ready", ready, models.DefaultModelId,
             ready ? null : models.DefaultModelProblem ?? $"Default model {models.DefaultModelId} is loading.", reports,
-            backends?.All.Select(BackendReport.From).ToArray() ?? []);
+            backends?.All.Select(BackendHealthReport.From).ToArray() ?? []);
     }
 }

@@ -74,6 +74,8 @@ public class CliTests
     [InlineData("LOCKN_Transcription__QueueTimeoutSeconds", "-1", "Transcription:QueueTimeoutSeconds")]
     [InlineData("LOCKN_Transcription__Slots", "many", "Transcription:Slots")]
     [InlineData("LOCKN_Audio__MaxDurationSeconds", "0", "Audio:MaxDurationSeconds")]
+    [InlineData("Dispatch__Backends__0__Url", "not-a-url", "Dispatch:Backends:0:Url")]
+    [InlineData("LOCKN_Dispatch__Backends__0__Slots", "-1", "Dispatch:Backends:0:Slots")]
     public async Task Serve_with_invalid_configuration_fails_at_start_with_one_line_naming_the_key(string variable, string value, string key)
     {
         var result = await LocknProcess.RunAsync(

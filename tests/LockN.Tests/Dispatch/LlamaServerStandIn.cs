@@ -283,6 +283,7 @@ public sealed class LlamaServerStandIn : IAsyncDisposable
     private static async Task<JsonObject?> ReadBodyAsync(HttpRequest request, Generation generation, CancellationToken aborted)
     {
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        var keep = request.ContentLength is <= ParsedBodyLimit;
         using var small = new MemoryStream();
         var buffer = new byte[64 * 1024];
         int read;
@@ -290,14 +291,14 @@ public sealed class LlamaServerStandIn : IAsyncDisposable
         {
             hash.AppendData(buffer, 0, read);
             generation.BodyBytes += read;
-            if (generation.BodyBytes <= ParsedBodyLimit)
+            if (keep)
             {
                 small.Write(buffer, 0, read);
             }
         }
 
         generation.BodySha256 = Convert.ToHexStringLower(hash.GetHashAndReset());
-        return generation.BodyBytes <= ParsedBodyLimit ? JsonNode.Parse(small.ToArray()) as JsonObject : null;
+        return keep ? JsonNode.Parse(small.ToArray()) as JsonObject : null;
     }
 }
 

@@ -3,17 +3,43 @@ using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.Json;
 using LockN.Keys;
+using LockN.Tests.Dispatch;
 
 namespace LockN.Tests.Keys;
 
-/// <summary>A server whose failure throttle stays out of the way of a test that fails on purpose many times.</summary>
+/// <summary>
+/// A server whose failure throttle stays out of the way of a test that fails on purpose many times, with a
+/// llama-server stand-in as backend so the chat routes answer too.
+/// </summary>
 public class KeysServerFixture : LockNServerFixture
 {
+    private LlamaServerStandIn? standIn;
+
     protected override IDictionary<string, string?> Settings => new Dictionary<string, string?>
     {
         ["Keys:FailedAttemptsPerMinute"] = "100000",
         ["Keys:LastUsedFlushSeconds"] = "1",
+        ["Dispatch:Backends:0:Name"] = "chat",
+        ["Dispatch:Backends:0:Url"] = standIn?.BaseAddress.ToString(),
+        ["Dispatch:Backends:0:Models:0"] = DispatchServerFixture.Model,
     };
+
+    public override async ValueTask InitializeAsync()
+    {
+        standIn = await LlamaServerStandIn.StartAsync(slots: 4, TimeSpan.Zero);
+        await base.InitializeAsync();
+    }
+
+    public override async ValueTask DisposeAsync()
+    {
+        await base.DisposeAsync();
+        if (standIn is not null)
+        {
+            await standIn.DisposeAsync();
+        }
+
+        GC.SuppressFinalize(this);
+    }
 
     /// <summary>Creates a key straight in the store (which, unlike the API, accepts an expiry in the past).</summary>
     public async Task<string> CreateKeyAsync(string[] scopes, DateTimeOffset? expiresAt = null, bool revoked = false)
@@ -56,6 +82,15 @@ public class AuthorizationMatrixTests(KeysServerFixture server) : IClassFixture<
         {
             Content = TestAudio.Form(ShortWav, "a.wav"),
         })),
+        new("POST /v1/chat/completions", ApiKeyScopes.Chat, _ => Task.FromResult(new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions")
+        {
+            Content = JsonContent.Create(new { model = DispatchServerFixture.Model, messages = new[] { new { role = "user", content = "hi" } }, max_tokens = 1 }),
+        })),
+        new("POST /v1/embeddings", ApiKeyScopes.Chat, _ => Task.FromResult(new HttpRequestMessage(HttpMethod.Post, "/v1/embeddings")
+        {
+            Content = JsonContent.Create(new { model = DispatchServerFixture.Model, input = "hi" }),
+        })),
+        new("GET /admin/backends", ApiKeyScopes.Admin, _ => Task.FromResult(new HttpRequestMessage(HttpMethod.Get, "/admin/backends"))),
         new("GET /admin/usage", ApiKeyScopes.Admin, _ => Task.FromResult(new HttpRequestMessage(HttpMethod.Get, "/admin/usage?group_by=model"))),
         new("GET /admin/keys", ApiKeyScopes.Admin, _ => Task.FromResult(new HttpRequestMessage(HttpMethod.Get, "/admin/keys"))),
         new("POST /admin/keys", ApiKeyScopes.Admin, _ => Task.FromResult(new HttpRequestMessage(HttpMethod.Post, "/admin/keys")

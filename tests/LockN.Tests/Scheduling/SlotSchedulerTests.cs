@@ -19,6 +19,28 @@ public class SlotSchedulerTests
     }
 
     [Fact]
+    public async Task Growing_admits_waiters_and_shrinking_waits_for_holders_to_leave()
+    {
+        var scheduler = new SlotScheduler("m", slots: 1, queueLength: 4, LongDeadline);
+        var held = (await scheduler.AcquireAsync(CancellationToken.None)).Lease!;
+        var waiting = scheduler.AcquireAsync(CancellationToken.None).AsTask();
+        Assert.Equal(new SlotSnapshot(1, 1, 1, 4), scheduler.Snapshot());
+
+        scheduler.Resize(2);
+        var admitted = await waiting.WaitAsync(TimeSpan.FromSeconds(5));
+        Assert.Equal(AdmissionOutcome.Admitted, admitted.Outcome);
+        Assert.Equal(new SlotSnapshot(2, 2, 0, 4), scheduler.Snapshot());
+
+        scheduler.Resize(1);
+        Assert.Equal(new SlotSnapshot(2, 1, 0, 4), scheduler.Snapshot()); // nobody running is interrupted
+        held.Dispose();
+        Assert.Equal(new SlotSnapshot(1, 1, 0, 4), scheduler.Snapshot());
+        Assert.Null(scheduler.TryAcquire());
+        admitted.Lease!.Dispose();
+        Assert.Equal(new SlotSnapshot(0, 1, 0, 4), scheduler.Snapshot());
+    }
+
+    [Fact]
     public async Task Waiters_get_freed_slots_in_arrival_order()
     {
         var scheduler = new SlotScheduler("m", slots: 1, queueLength: 4, LongDeadline);

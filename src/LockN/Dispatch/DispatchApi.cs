@@ -292,7 +292,10 @@ public static partial class DispatchApi
         }
         catch (Exception ex) when (ex is OperationCanceledException or IOException or BadHttpRequestException)
         {
-            return null; // the client went away mid-upload; the caller sees RequestAborted
+            // Gone mid-upload: the caller sees RequestAborted. Otherwise the body was cut short (e.g. a broken chunk).
+            return context.RequestAborted.IsCancellationRequested
+                ? null
+                : ApiError.BadRequest($"The request body could not be read to its end: {ex.Message}", code: "invalid_body");
         }
 
         scanner.Complete();

@@ -242,40 +242,9 @@ public sealed class JsonObjectScanner(IReadOnlyCollection<string> wanted, int ma
 
     private int ScanString(ReadOnlySpan<byte> data, int i, out bool closed)
     {
-        var start = i;
-        closed = false;
-        while (i < data.Length)
-        {
-            if (escaped)
-            {
-                escaped = false;
-                i++;
-                continue;
-            }
-
-            // Vectorised skip over the bulk of a string (base64 has neither quotes nor backslashes).
-            var next = data[i..].IndexOfAny((byte)'"', (byte)'\\');
-            if (next < 0)
-            {
-                i = data.Length;
-                break;
-            }
-
-            i += next;
-            if (data[i] == '\\')
-            {
-                escaped = true;
-                i++;
-                continue;
-            }
-
-            i++;
-            closed = true;
-            break;
-        }
-
-        Capture(data[start..i]);
-        return i;
+        var end = ScanStringInner(data, i, out closed);
+        Capture(data[i..end]);
+        return end;
     }
 
     private int ScanNested(ReadOnlySpan<byte> data, int i)
@@ -325,6 +294,7 @@ public sealed class JsonObjectScanner(IReadOnlyCollection<string> wanted, int ma
         return i;
     }
 
+    /// <summary>Moves past string content to just after its closing quote (closed) or to the end of the chunk.</summary>
     private int ScanStringInner(ReadOnlySpan<byte> data, int i, out bool closed)
     {
         closed = false;
@@ -337,6 +307,7 @@ public sealed class JsonObjectScanner(IReadOnlyCollection<string> wanted, int ma
                 continue;
             }
 
+            // Vectorised skip over the bulk of a string (base64 has neither quotes nor backslashes).
             var next = data[i..].IndexOfAny((byte)'"', (byte)'\\');
             if (next < 0)
             {

@@ -168,7 +168,7 @@ public class ForwardingTests(ForwardingDispatchFixture server, ITestOutputHelper
         using var response = await server.Client.PostAsync("/v1/chat/completions", new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json"));
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        var generation = await server.StandIn.WaitForGenerationAsync(g => g.Body?["messages"]?[1]?["content"]?[0]?["text"]?.GetValue<string>() == marker);
+        var generation = await server.StandIn.WaitForGenerationAsync(g => g.Body?["messages"]?.ToJsonString().Contains(marker, StringComparison.Ordinal) == true);
         Assert.True(JsonNode.DeepEquals(body, generation.Body), "the backend must get the request exactly as sent");
     }
 

@@ -333,7 +333,7 @@ public sealed class Generation(int id, string path, long receivedAt)
     public Task Stopped => stopped.Task;
 
     /// <summary>The text of the first user message (a string or text parts), where tests put a marker.</summary>
-    public string Prompt => Body?["messages"]?[0]?["content"] switch
+    public string Prompt => (Body?["messages"] is JsonArray { Count: > 0 } messages ? messages[0]?["content"] : null) switch
     {
         JsonValue text => text.GetValue<string>(),
         JsonArray parts => string.Join(" ", parts.Select(p => p?["text"]?.GetValue<string>()).OfType<string>()),

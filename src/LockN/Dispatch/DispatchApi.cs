@@ -46,7 +46,8 @@ public static partial class DispatchApi
             return ApiError.UnsupportedMedia("Send the request body as JSON with 'Content-Type: application/json'.", param: null).ToResult();
         }
 
-        if (ReadDeadlineHeader(context.Request) is { Error: { } deadlineError })
+        var (askedDeadline, deadlineError) = ReadDeadlineHeader(context.Request);
+        if (deadlineError is not null)
         {
             return deadlineError.ToResult();
         }
@@ -89,7 +90,7 @@ public static partial class DispatchApi
         usage.Model = backend!.ModelId;
 
         // The deadline counts from the request's arrival: waiting in line and generating both spend it.
-        var deadline = ReadDeadlineHeader(context.Request).Seconds is { } asked && asked < backend.Deadline.TotalSeconds
+        var deadline = askedDeadline is { } asked && asked < backend.Deadline.TotalSeconds
             ? TimeSpan.FromSeconds(asked)
             : backend.Deadline;
         using var deadlineSource = new CancellationTokenSource(Max(deadline - Stopwatch.GetElapsedTime(arrived), TimeSpan.FromMilliseconds(1)));
@@ -237,10 +238,8 @@ public static partial class DispatchApi
     {
         try
         {
-            var json = System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(error.ToBody());
-            await context.Response.Body.WriteAsync("data: "u8.ToArray());
-            await context.Response.Body.WriteAsync(json);
-            await context.Response.Body.WriteAsync("\n\n"u8.ToArray());
+            byte[] data = [.. "data: "u8, .. System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(error.ToBody()), .. "\n\n"u8];
+            await context.Response.Body.WriteAsync(data);
             await context.Response.Body.FlushAsync();
         }
         catch (Exception ex) when (ex is IOException or OperationCanceledException)

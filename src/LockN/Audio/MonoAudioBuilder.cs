@@ -13,9 +13,10 @@ internal sealed class MonoAudioBuilder
     public MonoAudioBuilder(int sourceSampleRate, long expectedFrames)
     {
         SourceSampleRate = sourceSampleRate;
-        var expectedSamples = expectedFrames * DecodedAudio.SampleRate / sourceSampleRate;
-        // A header may lie about its length, so the first allocation is capped; the buffer grows with what really arrives.
-        samples = new float[(int)Math.Clamp(expectedSamples + 16, 16, 1024 * 1024)];
+        // Exactly what the resampler will emit for that many frames, so an honest header means no copy in Finish. A
+        // header may lie about its length, so the first allocation is capped; the buffer grows with what really arrives.
+        var expectedSamples = ((expectedFrames * DecodedAudio.SampleRate) + sourceSampleRate - 1) / sourceSampleRate;
+        samples = new float[(int)Math.Clamp(expectedSamples, 16, 1024 * 1024)];
         if (sourceSampleRate != DecodedAudio.SampleRate)
         {
             resampler = new SincResampler(sourceSampleRate, DecodedAudio.SampleRate, Append);

@@ -69,8 +69,10 @@ public static class ClassificationApi
         float[][] windows;
         using (admission.Lease)
         {
-            // ONNX Runtime runs synchronously; off the request thread, and stopped through RunOptions.Terminate on cancel.
-            windows = await Task.Run(() => model.Score(audio.Samples, cancellationToken), cancellationToken);
+            // ONNX Runtime runs synchronously, here on the request's own pool thread: the slots bound how many threads
+            // it holds, and a hop to another pool thread would only add a wake-up. Cancellation stops it through
+            // RunOptions.Terminate.
+            windows = model.Score(audio.Samples, cancellationToken);
         }
 
         var usage = Usage.UsageFeature.For(context);

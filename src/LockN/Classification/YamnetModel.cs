@@ -1,3 +1,4 @@
+using System.Buffers;
 using Microsoft.ML.OnnxRuntime;
 
 namespace LockN.Classification;
@@ -61,23 +62,31 @@ public sealed class YamnetModel : IDisposable
         {
             cancellationToken.ThrowIfCancellationRequested();
             var batch = Math.Min(maxWindowsPerRun, windows - first);
-            var input = new float[batch * WindowSamples];
-            for (var w = 0; w < batch; w++)
-            {
-                var start = (first + w) * HopSamples;
-                var length = Math.Clamp(samples.Length - start, 0, WindowSamples);
-                samples.Slice(start, length).CopyTo(input.AsSpan(w * WindowSamples));
-            }
 
-            using var tensor = OrtValue.CreateTensorValueFromMemory(input, [batch, WindowSamples]);
+            // Rented: a 5 s clip's windows are 600 KB, which would otherwise be a large-object allocation per request.
+            var input = ArrayPool<float>.Shared.Rent(batch * WindowSamples);
             IDisposableReadOnlyCollection<OrtValue> outputs;
             try
             {
+                for (var w = 0; w < batch; w++)
+                {
+                    var start = (first + w) * HopSamples;
+                    var length = Math.Clamp(samples.Length - start, 0, WindowSamples);
+                    var window = input.AsSpan(w * WindowSamples, WindowSamples);
+                    samples.Slice(start, length).CopyTo(window);
+                    window[length..].Clear(); // the zero padding of a last, short window
+                }
+
+                using var tensor = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, input.AsMemory(0, batch * WindowSamples), [batch, WindowSamples]);
                 outputs = session.Run(runOptions, ["waveform"], [tensor], ["scores"]);
             }
             catch (OnnxRuntimeException) when (cancellationToken.IsCancellationRequested)
             {
                 throw new OperationCanceledException(cancellationToken);
+            }
+            finally
+            {
+                ArrayPool<float>.Shared.Return(input);
             }
 
             using (outputs)

@@ -9,6 +9,7 @@ public sealed class MultipartForm
 {
     private const int MaxFieldBytes = 64 * 1024;
     private const int MaxFields = 64;
+    private const long InitialFileBufferBytes = 4 * 1024 * 1024;
 
     private readonly Dictionary<string, List<string>> fields = new(StringComparer.Ordinal);
 
@@ -65,7 +66,9 @@ public sealed class MultipartForm
                         continue; // an unknown file part: drained by the reader
                     }
 
-                    var buffer = new MemoryStream();
+                    // Sized from the body's declared length (up to a cap, since the client states it) so a typical
+                    // upload is received without the stream regrowing and copying.
+                    var buffer = new MemoryStream((int)Math.Min(request.ContentLength ?? 0, Math.Min(maxFileBytes, InitialFileBufferBytes)));
                     if (!await CopyBoundedAsync(section.Body, buffer, maxFileBytes, cancellationToken))
                     {
                         return (null, ApiError.TooLarge($"The file is larger than the limit of {maxFileBytes} bytes."));

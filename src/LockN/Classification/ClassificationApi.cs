@@ -57,12 +57,9 @@ public static class ClassificationApi
         }
 
         var admission = await host.Scheduler.AcquireAsync(cancellationToken);
-        switch (admission.Outcome)
+        if (admission.Refusal(YamnetModel.Id) is { } refused)
         {
-            case AdmissionOutcome.QueueFull:
-                return ApiError.QueueFull(YamnetModel.Id, (int)admission.RetryAfter.TotalSeconds).ToResult();
-            case AdmissionOutcome.DeadlineExceeded:
-                return ApiError.DeadlineExceeded(YamnetModel.Id, admission.Waited).ToResult();
+            return refused.ToResult();
         }
 
         var audio = decoded.Audio!;

@@ -111,12 +111,9 @@ public static partial class DispatchApi
             return Results.Empty;
         }
 
-        switch (admission.Outcome)
+        if (admission.Refusal(backend.ModelId) is { } refused)
         {
-            case AdmissionOutcome.QueueFull:
-                return ApiError.QueueFull(backend.ModelId, (int)admission.RetryAfter.TotalSeconds).ToResult();
-            case AdmissionOutcome.DeadlineExceeded:
-                return ApiError.DeadlineExceeded(backend.ModelId, admission.Waited).ToResult();
+            return refused.ToResult();
         }
 
         using var lease = admission.Lease;

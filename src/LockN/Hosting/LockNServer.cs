@@ -15,7 +15,8 @@ namespace LockN.Hosting;
 /// <summary>Builds the LockN web service. Reads like a table of contents: one line per feature.</summary>
 public static class LockNServer
 {
-    public static WebApplication Build(IDictionary<string, string?>? overrides = null, Action<ILoggingBuilder>? configureLogging = null)
+    /// <param name="configureServices">Runs after every feature is added, so tests can replace a service (e.g. the clock).</param>
+    public static WebApplication Build(IDictionary<string, string?>? overrides = null, Action<ILoggingBuilder>? configureLogging = null, Action<IServiceCollection>? configureServices = null)
     {
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
         {
@@ -30,6 +31,7 @@ public static class LockNServer
         builder.WebHost.ConfigureKestrel(kestrel => kestrel.AddServerHeader = false);
         Directory.CreateDirectory(LockNConfiguration.DataDirectory(builder.Configuration));
 
+        builder.Services.AddSingleton(TimeProvider.System); // every deadline, window and cache reads this clock
         builder.Services.AddStorage(builder.Configuration);
         builder.Services.AddUsage(builder.Configuration);
         builder.Services.AddOpenAiErrors();
@@ -39,6 +41,7 @@ public static class LockNServer
         builder.Services.AddClassification(builder.Configuration);
         builder.Services.AddStreaming(builder.Configuration);
         builder.Services.AddDispatch(builder.Configuration);
+        configureServices?.Invoke(builder.Services);
 
         var app = builder.Build();
         app.UseOpenAiErrors();

@@ -80,12 +80,9 @@ public static partial class TranscriptionApi
         }
 
         var admission = await host.Scheduler.AcquireAsync(cancellationToken);
-        switch (admission.Outcome)
+        if (admission.Refusal(host.Model.Id) is { } refused)
         {
-            case AdmissionOutcome.QueueFull:
-                return ApiError.QueueFull(host.Model.Id, (int)admission.RetryAfter.TotalSeconds).ToResult();
-            case AdmissionOutcome.DeadlineExceeded:
-                return ApiError.DeadlineExceeded(host.Model.Id, admission.Waited).ToResult();
+            return refused.ToResult();
         }
 
         var audio = decoded.Audio!;

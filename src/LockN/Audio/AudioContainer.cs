@@ -1,7 +1,7 @@
 namespace LockN.Audio;
 
 /// <summary>Recognises a container from its first bytes; the file name and Content-Type are not trusted.</summary>
-public static class AudioContainer
+internal static class AudioContainer
 {
     /// <summary>Bytes <see cref="Sniff"/> wants to see.</summary>
     public const int HeaderBytes = 64;

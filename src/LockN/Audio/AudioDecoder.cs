@@ -6,7 +6,7 @@ namespace LockN.Audio;
 /// Turns an uploaded file into 16 kHz mono samples: WAV in-process, everything else through ffmpeg, within the
 /// configured duration and time limits. Expected failures come back as results, never exceptions.
 /// </summary>
-public sealed class AudioDecoder(IOptions<AudioOptions> options, ILogger<AudioDecoder> logger)
+internal sealed class AudioDecoder(IOptions<AudioOptions> options, ILogger<AudioDecoder> logger)
 {
     private readonly FfmpegDecoder ffmpeg = new(options.Value, logger);
 

@@ -3,7 +3,7 @@ using System.ComponentModel.DataAnnotations;
 namespace LockN.Audio;
 
 /// <summary>Settings of the <c>Audio</c> configuration section: limits on what one upload may cost to decode.</summary>
-public sealed record AudioOptions
+internal sealed record AudioOptions
 {
     public const string Section = "Audio";
 

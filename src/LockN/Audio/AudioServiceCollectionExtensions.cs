@@ -2,7 +2,7 @@ using LockN.Hosting;
 
 namespace LockN.Audio;
 
-public static class AudioServiceCollectionExtensions
+internal static class AudioServiceCollectionExtensions
 {
     public static IServiceCollection AddAudioDecoding(this IServiceCollection services, IConfiguration configuration)
     {

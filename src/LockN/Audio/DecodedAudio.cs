@@ -1,7 +1,7 @@
 namespace LockN.Audio;
 
 /// <summary>Audio ready for the models: 16 kHz mono float samples in [-1, 1], plus what the source was.</summary>
-public sealed record DecodedAudio
+internal sealed record DecodedAudio
 {
     public const int SampleRate = 16_000;
 
@@ -43,7 +43,7 @@ public enum AudioDecodeError
 }
 
 /// <summary>Either decoded audio or an error with a message fit for the API caller.</summary>
-public readonly record struct AudioDecodeResult(DecodedAudio? Audio, AudioDecodeError? Error, string? Message)
+internal readonly record struct AudioDecodeResult(DecodedAudio? Audio, AudioDecodeError? Error, string? Message)
 {
     public bool Succeeded => Audio is not null;
 

@@ -13,7 +13,7 @@ namespace LockN.Audio;
 /// Every upload at another rate than 16 kHz passes through here, so the inner loops are vectorised (see
 /// <see cref="OutputBlocks"/>); the filter itself is built once per rate pair and shared.
 /// </summary>
-public sealed class SincResampler
+internal sealed class SincResampler
 {
     // 24 zero crossings each side with β = 9: ~90 dB stop band, a ~1.9 kHz transition centred at 7.3 kHz for 16 kHz
     // output (flat to ~6.3 kHz). More crossings sharpen the edge at a linear cost in every output sample.

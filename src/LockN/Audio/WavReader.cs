@@ -8,7 +8,7 @@ namespace LockN.Audio;
 /// count, plain or WAVE_FORMAT_EXTENSIBLE. Sizes in the header are hints, never allocations: a data chunk claiming
 /// 4 GB is read for as long as bytes arrive.
 /// </summary>
-public static class WavReader
+internal static class WavReader
 {
     private const ushort FormatPcm = 1;
     private const ushort FormatFloat = 3;

@@ -1,14 +1,12 @@
 using LockN.Audio;
 using LockN.Http;
 using LockN.Scheduling;
-using LockN.Transcription;
-using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Options;
 
 namespace LockN.Classification;
 
 /// <summary>POST /v1/audio/classifications: environmental sound events with YAMNet (scope <c>classify</c>).</summary>
-public static class ClassificationApi
+internal static class ClassificationApi
 {
     public static IEndpointRouteBuilder MapClassificationApi(this IEndpointRouteBuilder app)
     {
@@ -21,11 +19,6 @@ public static class ClassificationApi
         if (!host.IsAvailable)
         {
             return ApiError.ModelNotFound(YamnetModel.Id).ToResult();
-        }
-
-        if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } bodyLimit)
-        {
-            bodyLimit.MaxRequestBodySize = options.Value.MaxUploadBytes + (1024 * 1024);
         }
 
         var (form, formError) = await MultipartForm.ReadAsync(context.Request, "file", options.Value.MaxUploadBytes, cancellationToken);
@@ -53,7 +46,7 @@ public static class ClassificationApi
         var decoded = await decoder.DecodeAsync(form!.File!, cancellationToken);
         if (!decoded.Succeeded)
         {
-            return TranscriptionApi.AudioError(decoded).ToResult();
+            return decoded.ToApiError().ToResult();
         }
 
         var admission = await host.Scheduler.AcquireAsync(cancellationToken);
@@ -75,6 +68,6 @@ public static class ClassificationApi
         var usage = Usage.UsageFeature.For(context);
         usage.Model = YamnetModel.Id;
         usage.AudioSeconds = audio.DurationSeconds;
-        return TypedResults.Json(SoundClassifier.Summarise(windows, audio.DurationSeconds, model.Classes, host.GenericLabels, query!));
+        return TypedResults.Json(SoundClassifier.Summarise(windows, audio.DurationSeconds, model.Classes, host.GenericLabels, query!), LockNJsonContext.Default.ClassificationResult);
     }
 }

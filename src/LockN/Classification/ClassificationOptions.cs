@@ -3,7 +3,7 @@ using System.ComponentModel.DataAnnotations;
 namespace LockN.Classification;
 
 /// <summary>Settings of the <c>Classification</c> configuration section (YAMNet sound events).</summary>
-public sealed record ClassificationOptions
+internal sealed record ClassificationOptions
 {
     public const string Section = "Classification";
 

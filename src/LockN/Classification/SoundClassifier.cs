@@ -2,14 +2,14 @@ using System.Text.Json.Serialization;
 
 namespace LockN.Classification;
 
-public enum ScoreAggregate
+internal enum ScoreAggregate
 {
     Mean,
     Max,
 }
 
 /// <summary>What the caller asked to see of the window scores.</summary>
-public sealed record ClassificationQuery
+internal sealed record ClassificationQuery
 {
     public int TopK { get; init; } = 5;
     public double Threshold { get; init; }
@@ -25,32 +25,32 @@ public sealed record ClassificationQuery
     public double EventThreshold => Threshold > 0 ? Threshold : DefaultEventThreshold;
 }
 
-public sealed record LabelScore(
-    [property: JsonPropertyName("label")] string Label,
-    [property: JsonPropertyName("mid")] string Mid,
-    [property: JsonPropertyName("index")] int Index,
-    [property: JsonPropertyName("score")] double Score);
+internal sealed record LabelScore(
+    string Label,
+    string Mid,
+    int Index,
+    double Score);
 
-public sealed record TimelineWindow(
-    [property: JsonPropertyName("start")] double Start,
-    [property: JsonPropertyName("end")] double End,
-    [property: JsonPropertyName("labels")] IReadOnlyList<LabelScore> Labels);
+internal sealed record TimelineWindow(
+    double Start,
+    double End,
+    IReadOnlyList<LabelScore> Labels);
 
-public sealed record SoundEvent(
-    [property: JsonPropertyName("label")] string Label,
-    [property: JsonPropertyName("start")] double Start,
-    [property: JsonPropertyName("end")] double End,
-    [property: JsonPropertyName("peak")] double Peak);
+internal sealed record SoundEvent(
+    string Label,
+    double Start,
+    double End,
+    double Peak);
 
-public sealed record ClassificationResult(
-    [property: JsonPropertyName("model")] string Model,
-    [property: JsonPropertyName("duration")] double Duration,
-    [property: JsonPropertyName("labels")] IReadOnlyList<LabelScore> Labels,
-    [property: JsonPropertyName("timeline"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<TimelineWindow>? Timeline,
-    [property: JsonPropertyName("events"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<SoundEvent>? Events);
+internal sealed record ClassificationResult(
+    string Model,
+    double Duration,
+    IReadOnlyList<LabelScore> Labels,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<TimelineWindow>? Timeline,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<SoundEvent>? Events);
 
 /// <summary>Turns YAMNet's per-window scores into a clip ranking, a timeline and events.</summary>
-public static class SoundClassifier
+internal static class SoundClassifier
 {
     public static ClassificationResult Summarise(float[][] windows, double durationSeconds, IReadOnlyList<SoundClass> classes, ISet<string> genericLabels, ClassificationQuery query)
     {

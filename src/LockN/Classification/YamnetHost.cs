@@ -1,5 +1,6 @@
 using LockN.Models;
 using LockN.Scheduling;
+using LockN.Transcription;
 using Microsoft.Extensions.Options;
 
 namespace LockN.Classification;
@@ -8,19 +9,19 @@ namespace LockN.Classification;
 /// The YAMNet model of this server: found in the model directories, loaded in the background at start-up, and
 /// guarded by its own slots and bounded queue like every model.
 /// </summary>
-public sealed partial class YamnetHost : IHostedService, IDisposable
+internal sealed partial class YamnetHost : IHostedService, IDisposable
 {
     private readonly ClassificationOptions options;
     private readonly ILogger<YamnetHost> logger;
     private readonly Lazy<Task<YamnetModel>> loading;
 
-    public YamnetHost(IOptions<ClassificationOptions> options, ModelDirectories directories, ILogger<YamnetHost> logger)
+    public YamnetHost(IOptions<ClassificationOptions> options, ModelDirectories directories, SlotSchedulers schedulers, ILogger<YamnetHost> logger)
     {
         this.options = options.Value;
         this.logger = logger;
         ModelPath = directories.Find(this.options.ModelFile);
         GenericLabels = new HashSet<string>(this.options.GenericLabels, StringComparer.OrdinalIgnoreCase);
-        Scheduler = new SlotScheduler(YamnetModel.Id, this.options.Slots, this.options.QueueLength, TimeSpan.FromSeconds(this.options.QueueTimeoutSeconds));
+        Scheduler = schedulers.Create(ModelKind.Classification, YamnetModel.Id, this.options.Slots, this.options.QueueLength, TimeSpan.FromSeconds(this.options.QueueTimeoutSeconds));
         loading = new Lazy<Task<YamnetModel>>(() => Task.Run(Load));
     }
 
@@ -33,7 +34,9 @@ public sealed partial class YamnetHost : IHostedService, IDisposable
 
     public ISet<string> GenericLabels { get; }
 
-    public string State => !IsAvailable ? "missing" : !loading.IsValueCreated || !loading.Value.IsCompleted ? "loading" : loading.Value.IsCompletedSuccessfully ? "ready" : "failed";
+    public ModelState State => !IsAvailable || !loading.IsValueCreated ? ModelState.NotLoaded
+        : !loading.Value.IsCompleted ? ModelState.Loading
+        : loading.Value.IsCompletedSuccessfully ? ModelState.Ready : ModelState.Failed;
 
     public string? LastError => loading.IsValueCreated && loading.Value.IsFaulted ? loading.Value.Exception!.GetBaseException().Message : null;
 

@@ -4,13 +4,13 @@ using Microsoft.ML.OnnxRuntime;
 namespace LockN.Classification;
 
 /// <summary>One AudioSet class of YAMNet's class map.</summary>
-public sealed record SoundClass(int Index, string Mid, string Name);
+internal sealed record SoundClass(int Index, string Mid, string Name);
 
 /// <summary>
 /// YAMNet on ONNX Runtime: one shared, thread-safe InferenceSession, the class map read from the CSV beside the
 /// model, and YAMNet's own framing (0.975 s windows every 0.48 s, the tail zero-padded).
 /// </summary>
-public sealed class YamnetModel : IDisposable
+internal sealed class YamnetModel : IDisposable
 {
     public const string Id = "yamnet";
     public const int WindowSamples = 15_600;

@@ -25,7 +25,7 @@ internal static class ClassifyCommand
         {
             var options = configuration.GetSection(ClassificationOptions.Section).Get<ClassificationOptions>() ?? new ClassificationOptions();
             var directories = parse.GetValue(models) is { } dirs ? ModelDirectories.Parse(dirs) : ModelDirectories.FromConfiguration(configuration);
-            using var host = new YamnetHost(Options.Create(options), directories, NullLogger<YamnetHost>.Instance);
+            using var host = new YamnetHost(Options.Create(options), directories, new Scheduling.SlotSchedulers(TimeProvider.System), NullLogger<YamnetHost>.Instance);
             if (!host.IsAvailable)
             {
                 await Console.Error.WriteLineAsync($"lockn: {options.ModelFile} not found in {directories}; pass --models DIR.");

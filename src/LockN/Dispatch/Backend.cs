@@ -2,7 +2,7 @@ using LockN.Scheduling;
 
 namespace LockN.Dispatch;
 
-public enum BackendState
+internal enum BackendState
 {
     /// <summary>Not checked yet (the first health check is under way).</summary>
     Unknown,
@@ -14,20 +14,22 @@ public enum BackendState
 /// One model server as LockN sees it: where it is, the slots and queue in front of it, and whether it answers.
 /// Health comes from the active checks of <see cref="BackendHealthChecker"/> and from failed requests (passive).
 /// </summary>
-public sealed class Backend
+internal sealed class Backend
 {
     private readonly Lock gate = new();
     private readonly TaskCompletionSource firstCheck = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TimeProvider time;
     private double meanFirstByteMs;
 
-    public Backend(BackendOptions options)
+    public Backend(BackendOptions options, SlotSchedulers schedulers, TimeProvider time)
     {
         Options = options;
         Name = options.Name;
         BaseUrl = new Uri(options.Url.TrimEnd('/') + "/");
         Models = options.Models.Select(m => m.Trim()).ToArray();
         // Until the server says how many slots it has, one: never more than it can take.
-        Scheduler = new SlotScheduler(options.Name, Math.Max(1, options.Slots), options.QueueLength, TimeSpan.FromSeconds(options.DeadlineSeconds));
+        Scheduler = schedulers.Create(ModelKind.Chat, options.Name, Math.Max(1, options.Slots), options.QueueLength, TimeSpan.FromSeconds(options.DeadlineSeconds));
+        this.time = time;
         SlotsSource = options.Slots > 0 ? "configured" : "unknown";
     }
 
@@ -74,7 +76,7 @@ public sealed class Backend
             changed = State != BackendState.Healthy;
             State = BackendState.Healthy;
             LastError = null;
-            LastCheckedAt = DateTimeOffset.UtcNow;
+            LastCheckedAt = time.GetUtcNow();
             HealthLatencyMs = Math.Round(latency.TotalMilliseconds, 2);
         }
 
@@ -92,7 +94,7 @@ public sealed class Backend
             LastError = error;
             if (fromCheck)
             {
-                LastCheckedAt = DateTimeOffset.UtcNow;
+                LastCheckedAt = time.GetUtcNow();
                 HealthLatencyMs = null;
             }
         }

@@ -10,7 +10,7 @@ namespace LockN.Dispatch;
 /// loads). A backend marked down by a failed request (passive marking) comes back through these checks, so traffic
 /// resumes without a restart. Reads the slot count from <c>/props</c> or <c>/slots</c> when it is not configured.
 /// </summary>
-public sealed partial class BackendHealthChecker(
+internal sealed partial class BackendHealthChecker(
     BackendRegistry registry,
     UpstreamClient upstream,
     IOptions<DispatchOptions> options,

@@ -1,17 +1,18 @@
 using LockN.Http;
+using LockN.Scheduling;
 using Microsoft.Extensions.Options;
 
 namespace LockN.Dispatch;
 
 /// <summary>The configured backends, and which one a request for a model goes to.</summary>
-public sealed class BackendRegistry(IOptions<DispatchOptions> options)
+internal sealed class BackendRegistry(IOptions<DispatchOptions> options, SlotSchedulers schedulers, TimeProvider time)
 {
     private readonly TimeSpan firstCheckWait = TimeSpan.FromSeconds(options.Value.HealthCheckTimeoutSeconds + 1);
 
-    public IReadOnlyList<Backend> All { get; } = options.Value.Backends.Select(b => new Backend(b)).ToArray();
+    public IReadOnlyList<Backend> All { get; } = options.Value.Backends.Select(b => new Backend(b, schedulers, time)).ToArray();
 
     /// <summary>When the backends were configured (the <c>created</c> of their /v1/models entries).</summary>
-    public DateTimeOffset StartedAt { get; } = DateTimeOffset.UtcNow;
+    public DateTimeOffset StartedAt { get; } = time.GetUtcNow();
 
     public bool Knows(string model) => All.Any(b => b.Serves(model));
 

@@ -1,41 +1,34 @@
-using System.Text.Json.Serialization;
+using LockN.Http;
+using LockN.Scheduling;
 
 namespace LockN.Dispatch;
 
-public sealed record BackendSlotsReport(
-    [property: JsonPropertyName("busy")] int Busy,
-    [property: JsonPropertyName("total")] int Total,
-    [property: JsonPropertyName("source")] string Source);
-
-public sealed record BackendQueueReport(
-    [property: JsonPropertyName("depth")] int Depth,
-    [property: JsonPropertyName("capacity")] int Capacity,
-    [property: JsonPropertyName("deadline_seconds")] double DeadlineSeconds);
-
 /// <summary>One backend as /admin/backends and /health/ready show it.</summary>
-public sealed record BackendReport(
-    [property: JsonPropertyName("name")] string Name,
-    [property: JsonPropertyName("url")] string Url,
-    [property: JsonPropertyName("models")] IReadOnlyList<string> Models,
-    [property: JsonPropertyName("state")] string State,
-    [property: JsonPropertyName("slots")] BackendSlotsReport Slots,
-    [property: JsonPropertyName("queue")] BackendQueueReport Queue,
-    [property: JsonPropertyName("last_error")] string? LastError,
-    [property: JsonPropertyName("last_checked_at")] long? LastCheckedAt,
-    [property: JsonPropertyName("health_latency_ms")] double? HealthLatencyMs,
-    [property: JsonPropertyName("first_byte_latency_ms")] double? FirstByteLatencyMs)
+internal sealed record BackendReport(
+    string Name,
+    string Url,
+    IReadOnlyList<string> Models,
+    BackendState State,
+    SlotsReport Slots,
+    QueueReport Queue,
+    double DeadlineSeconds,
+    string? LastError,
+    long? LastCheckedAt,
+    double? HealthLatencyMs,
+    double? FirstByteLatencyMs)
 {
     public static BackendReport From(Backend backend)
     {
-        var snapshot = backend.Scheduler.Snapshot();
+        var (slots, queue) = backend.Scheduler.Report(backend.SlotsSource);
         return new BackendReport(
             backend.Name,
             // Credentials in the URL stay out of reports.
             new UriBuilder(backend.BaseUrl) { UserName = "", Password = "" }.Uri.ToString().TrimEnd('/'),
             backend.Models,
-            backend.State.ToString().ToLowerInvariant(),
-            new BackendSlotsReport(snapshot.Busy, snapshot.Total, backend.SlotsSource),
-            new BackendQueueReport(snapshot.QueueDepth, snapshot.QueueCapacity, backend.Deadline.TotalSeconds),
+            backend.State,
+            slots,
+            queue,
+            backend.Deadline.TotalSeconds,
             backend.LastError,
             backend.LastCheckedAt?.ToUnixTimeSeconds(),
             backend.HealthLatencyMs,
@@ -44,12 +37,12 @@ public sealed record BackendReport(
 }
 
 /// <summary>GET /admin/backends: each model server's health, slots busy/total, queue depth, last error and latency.</summary>
-public static class BackendsApi
+internal static class BackendsApi
 {
     public static IEndpointRouteBuilder MapBackendsApi(this IEndpointRouteBuilder app)
     {
         app.MapGet("/backends", (BackendRegistry registry) =>
-            TypedResults.Ok(new { @object = "list", data = registry.All.Select(BackendReport.From).ToArray() }));
+            TypedResults.Ok(new ObjectList<BackendReport>([.. registry.All.Select(BackendReport.From)])));
         return app;
     }
 }

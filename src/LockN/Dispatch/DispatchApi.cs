@@ -16,7 +16,7 @@ namespace LockN.Dispatch;
 /// a slot is held only while the backend works; the client going away or the deadline passing aborts the
 /// upstream request at once, which frees the backend's slot and hands LockN's slot to the next in line.
 /// </summary>
-public static partial class DispatchApi
+internal static partial class DispatchApi
 {
     /// <summary>A client may shorten its backend's deadline with this header (seconds, e.g. 2.5).</summary>
     public const string DeadlineHeader = "X-LockN-Deadline-Seconds";

@@ -3,7 +3,7 @@ using System.ComponentModel.DataAnnotations;
 namespace LockN.Dispatch;
 
 /// <summary>Settings of the <c>Dispatch</c> configuration section: the local model servers behind /v1/chat/completions.</summary>
-public sealed record DispatchOptions
+internal sealed record DispatchOptions
 {
     public const string Section = "Dispatch";
 
@@ -32,7 +32,7 @@ public sealed record DispatchOptions
 }
 
 /// <summary>One model server (typically llama.cpp's llama-server) and the model names it answers to.</summary>
-public sealed record BackendOptions
+internal sealed record BackendOptions
 {
     /// <summary>Shown in errors, /health/ready and /admin/backends.</summary>
     public string Name { get; init; } = "";

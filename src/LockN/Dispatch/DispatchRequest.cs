@@ -9,7 +9,7 @@ namespace LockN.Dispatch;
 /// What LockN needs to know of a chat, completion or embedding request (model, stream, stream_options), read from
 /// its top-level properties by <see cref="JsonObjectScanner"/>, and the few edits made on its way to the backend.
 /// </summary>
-public sealed class DispatchRequest
+internal sealed class DispatchRequest
 {
     /// <summary>The top-level properties the scanner keeps; the rest of the body passes through untouched.</summary>
     public static readonly IReadOnlyCollection<string> ScannedProperties = ["model", "stream", "stream_options"];

@@ -1,13 +1,15 @@
 using LockN.Hosting;
+using LockN.Scheduling;
 using Microsoft.Extensions.Options;
 
 namespace LockN.Dispatch;
 
-public static class DispatchServiceCollectionExtensions
+internal static class DispatchServiceCollectionExtensions
 {
     /// <summary>The backends of <c>Dispatch:Backends</c>, their HTTP client, and their health checks.</summary>
     public static IServiceCollection AddDispatch(this IServiceCollection services, IConfiguration configuration)
     {
+        services.AddScheduling();
         services.AddValidatedOptions<DispatchOptions>(configuration, DispatchOptions.Section);
         services.AddSingleton<IValidateOptions<DispatchOptions>, DispatchOptionsValidator>();
         services.AddSingleton<BackendRegistry>();

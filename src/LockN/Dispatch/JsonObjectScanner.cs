@@ -5,7 +5,7 @@ using System.Text.Json;
 namespace LockN.Dispatch;
 
 /// <summary>A top-level property of interest: where its value lies in the body, and the value itself.</summary>
-public sealed record ScannedValue(long Start, long Length, byte[]? Bytes)
+internal sealed record ScannedValue(long Start, long Length, byte[]? Bytes)
 {
     /// <summary>False when the value was longer than the scanner keeps (its position is still known).</summary>
     public bool Captured => Bytes is not null;
@@ -17,7 +17,7 @@ public sealed record ScannedValue(long Start, long Length, byte[]? Bytes)
 /// images) is skipped without being held, and without a string ever being built. It checks the structure it must
 /// walk (strings, nesting, one object); the backend validates the rest.
 /// </summary>
-public sealed class JsonObjectScanner(IReadOnlyCollection<string> wanted, int maxValueBytes = 64 * 1024)
+internal sealed class JsonObjectScanner(IReadOnlyCollection<string> wanted, int maxValueBytes = 64 * 1024)
 {
     private enum State { BeforeObject, KeyOrEnd, Key, Colon, ValueStart, StringValue, NestedValue, PrimitiveValue, AfterValue, Done, Failed }
 

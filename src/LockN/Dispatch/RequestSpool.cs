@@ -8,7 +8,7 @@ namespace LockN.Dispatch;
 /// on close) once bigger, so a 40 MB image upload costs a file, not 40 MB of heap. The body is taken in whole before
 /// a slot is asked for: a slow upload must not hold a model slot while the model waits for it.
 /// </summary>
-public sealed class RequestSpool(int memoryLimit, long? expectedLength) : IAsyncDisposable
+internal sealed class RequestSpool(int memoryLimit, long? expectedLength) : IAsyncDisposable
 {
     // A body known to be big goes straight to a file; a small one gets its buffer sized once.
     private Stream store = expectedLength > memoryLimit ? CreateFile() : new MemoryStream((int)Math.Min(expectedLength ?? 0, memoryLimit));
@@ -76,10 +76,10 @@ public sealed class RequestSpool(int memoryLimit, long? expectedLength) : IAsync
 }
 
 /// <summary>A change to the spooled body on its way out: replace <c>Length</c> bytes at <c>Start</c> (0 inserts).</summary>
-public sealed record BodyEdit(long Start, long Length, byte[] Replacement);
+internal sealed record BodyEdit(long Start, long Length, byte[] Replacement);
 
 /// <summary>The spooled body, with its edits applied as it is written to the backend; never assembled in memory.</summary>
-public sealed class SpooledJsonContent : HttpContent
+internal sealed class SpooledJsonContent : HttpContent
 {
     private readonly RequestSpool spool;
     private readonly IReadOnlyList<BodyEdit> edits;

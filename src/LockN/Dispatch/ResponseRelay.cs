@@ -7,7 +7,7 @@ namespace LockN.Dispatch;
 /// Copies a backend's response body to the client as it arrives and reads the token usage on the way: from the
 /// top-level <c>usage</c> of a JSON answer, or from the usage chunk of a server-sent event stream.
 /// </summary>
-public static class ResponseRelay
+internal static class ResponseRelay
 {
     private const int MaxEventBytes = 16 * 1024 * 1024;
 

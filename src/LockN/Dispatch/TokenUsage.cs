@@ -3,7 +3,7 @@ using System.Text.Json;
 namespace LockN.Dispatch;
 
 /// <summary>Token counts from a backend's OpenAI-style <c>usage</c> object.</summary>
-public readonly record struct TokenUsage(long In, long Out)
+internal readonly record struct TokenUsage(long In, long Out)
 {
     public static TokenUsage? From(JsonElement usage)
     {

@@ -5,7 +5,7 @@ using Microsoft.Extensions.Options;
 namespace LockN.Dispatch;
 
 /// <summary>The one HTTP client to the backends: pooled connections, no proxy, no decompression, no overall timeout (deadlines are per request).</summary>
-public sealed class UpstreamClient : IDisposable
+internal sealed class UpstreamClient : IDisposable
 {
     public UpstreamClient(IOptions<DispatchOptions> options)
     {

@@ -1,75 +1,54 @@
+using LockN.Classification;
 using LockN.Dispatch;
+using LockN.Scheduling;
 using LockN.Transcription;
 
 namespace LockN.Health;
 
 /// <summary>/health/live (the process answers) and /health/ready (the default model can serve; slots and queues).</summary>
-public static class HealthApi
+internal static class HealthApi
 {
     public static IEndpointRouteBuilder MapHealthApi(this IEndpointRouteBuilder app)
     {
-        app.MapGet("/health/live", () => TypedResults.Ok(new { status = "live" }));
-        app.MapGet("/health/ready", (HttpContext context) =>
+        app.MapGet("/health/live", () => TypedResults.Ok(new LivenessReport("live")));
+        app.MapGet("/health/ready", (WhisperModels models, YamnetHost yamnet, BackendRegistry backends) =>
         {
-            var models = context.RequestServices.GetRequiredService<WhisperModels>();
-            var report = ReadinessReport.From(models, context.RequestServices.GetService<Classification.YamnetHost>(), context.RequestServices.GetService<BackendRegistry>());
-            return report.Ready ? Results.Json(report) : Results.Json(report, statusCode: StatusCodes.Status503ServiceUnavailable);
+            var report = ReadinessReport.From(models, yamnet, backends);
+            return TypedResults.Json(report, statusCode: report.Ready ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable);
         });
         return app;
     }
 }
 
-internal sealed record SlotsReport(int Busy, int Total);
+internal sealed record LivenessReport(string Status);
 
-internal sealed record QueueReport(int Depth, int Capacity, double TimeoutSeconds);
-
-internal sealed record ModelReport(string Id, string State, bool Default, bool TestWeights, int Workers, SlotsReport Slots, QueueReport Queue, string? LastError);
-
-/// <summary>A model server in /health/ready (the full picture is GET /admin/backends).</summary>
-internal sealed record BackendHealthReport(string Name, string State, SlotsReport Slots, QueueReport Queue, string? LastError)
-{
-    public static BackendHealthReport From(Backend backend)
-    {
-        var snapshot = backend.Scheduler.Snapshot();
-        return new BackendHealthReport(backend.Name, backend.State.ToString().ToLowerInvariant(), new SlotsReport(snapshot.Busy, snapshot.Total),
-            new QueueReport(snapshot.QueueDepth, snapshot.QueueCapacity, backend.Deadline.TotalSeconds), backend.LastError);
-    }
-}
+internal sealed record ModelReport(string Id, ModelState State, bool Default, bool TestWeights, int Workers, SlotsReport Slots, QueueReport Queue, string? LastError);
 
 /// <summary>
-/// Readiness follows the default speech model only: a model server being down is shown under <c>Backends</c>
+/// Readiness follows the default speech model only: a model server being down is shown under <c>backends</c>
 /// (and its requests get 503 naming it) but does not take LockN out of its load balancer.
 /// </summary>
-internal sealed record ReadinessReport(string Status, bool Ready, string DefaultModel, string? Problem, IReadOnlyList<ModelReport> Models, IReadOnlyList<BackendHealthReport> Backends)
+internal sealed record ReadinessReport(string Status, bool Ready, string DefaultModel, string? Problem, IReadOnlyList<ModelReport> Models, IReadOnlyList<BackendReport> Backends)
 {
-    public static ReadinessReport From(WhisperModels models, Classification.YamnetHost? yamnet, BackendRegistry? backends)
+    public static ReadinessReport From(WhisperModels models, YamnetHost yamnet, BackendRegistry backends)
     {
         var reports = models.All
             .OrderBy(h => h.Model.Id, StringComparer.Ordinal)
             .Select(host =>
             {
-                var snapshot = host.Scheduler.Snapshot();
-                return new ModelReport(
-                    host.Model.Id,
-                    host.State.ToString().ToLowerInvariant(),
-                    host == models.Default,
-                    host.Model.IsTestWeights,
-                    host.LiveWorkers,
-                    new SlotsReport(snapshot.Busy, snapshot.Total),
-                    new QueueReport(snapshot.QueueDepth, snapshot.QueueCapacity, host.Scheduler.QueueDeadline.TotalSeconds),
-                    host.LastError);
+                var (slots, queue) = host.Scheduler.Report();
+                return new ModelReport(host.Model.Id, host.State, host == models.Default, host.Model.IsTestWeights, host.LiveWorkers, slots, queue, host.LastError);
             })
             .ToList();
-        if (yamnet is { IsAvailable: true })
+        if (yamnet.IsAvailable)
         {
-            var snapshot = yamnet.Scheduler.Snapshot();
-            reports.Add(new ModelReport(Classification.YamnetModel.Id, yamnet.State, false, false, 0,
-                new SlotsReport(snapshot.Busy, snapshot.Total), new QueueReport(snapshot.QueueDepth, snapshot.QueueCapacity, yamnet.Scheduler.QueueDeadline.TotalSeconds), yamnet.LastError));
+            var (slots, queue) = yamnet.Scheduler.Report();
+            reports.Add(new ModelReport(YamnetModel.Id, yamnet.State, false, false, 0, slots, queue, yamnet.LastError));
         }
 
         var ready = models.Default?.State == ModelState.Ready;
         return new ReadinessReport(ready ? "ready" : "not_ready", ready, models.DefaultModelId,
             ready ? null : models.DefaultModelProblem ?? $"Default model {models.DefaultModelId} is loading.", reports,
-            backends?.All.Select(BackendHealthReport.From).ToArray() ?? []);
+            [.. backends.All.Select(BackendReport.From)]);
     }
 }

@@ -6,7 +6,7 @@ namespace LockN.Hosting;
 /// <c>Dispatch:Backends:0:Url</c>), <c>LOCKN_*</c> environment variables (<c>LOCKN_MODELS</c> → <c>Models</c>,
 /// <c>LOCKN_Transcription__Slots</c> → <c>Transcription:Slots</c>), then command-line flags.
 /// </summary>
-public static class LockNConfiguration
+internal static class LockNConfiguration
 {
     public const string UrlsKey = "Urls";
     public const string DataKey = "Data";

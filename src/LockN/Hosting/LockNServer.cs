@@ -5,6 +5,7 @@ using LockN.Health;
 using LockN.Http;
 using LockN.Keys;
 using LockN.Models;
+using LockN.Scheduling;
 using LockN.Storage;
 using LockN.Streaming;
 using LockN.Transcription;
@@ -13,7 +14,7 @@ using LockN.Usage;
 namespace LockN.Hosting;
 
 /// <summary>Builds the LockN web service. Reads like a table of contents: one line per feature.</summary>
-public static class LockNServer
+internal static class LockNServer
 {
     /// <param name="configureServices">Runs after every feature is added, so tests can replace a service (e.g. the clock).</param>
     public static WebApplication Build(IDictionary<string, string?>? overrides = null, Action<ILoggingBuilder>? configureLogging = null, Action<IServiceCollection>? configureServices = null)
@@ -31,7 +32,7 @@ public static class LockNServer
         builder.WebHost.ConfigureKestrel(kestrel => kestrel.AddServerHeader = false);
         Directory.CreateDirectory(LockNConfiguration.DataDirectory(builder.Configuration));
 
-        builder.Services.AddSingleton(TimeProvider.System); // every deadline, window and cache reads this clock
+        builder.Services.AddScheduling(); // the one clock and the registry of every model's slots and queue
         builder.Services.AddStorage(builder.Configuration);
         builder.Services.AddUsage(builder.Configuration);
         builder.Services.AddOpenAiErrors();

@@ -7,7 +7,7 @@ namespace LockN.Hosting;
 /// Binds an options record from its configuration section and validates it at start-up, with each failure
 /// naming the full configuration key (e.g. <c>Transcription:Slots must be between 1 and 64 (got 0)</c>).
 /// </summary>
-public static class ValidatedOptions
+internal static class ValidatedOptions
 {
     public static OptionsBuilder<T> AddValidatedOptions<T>(this IServiceCollection services, IConfiguration configuration, string section)
         where T : class

@@ -5,11 +5,12 @@ using Microsoft.Net.Http.Headers;
 namespace LockN.Http;
 
 /// <summary>An uploaded file held in memory (bounded by the upload limit) with the form's text fields.</summary>
-public sealed class MultipartForm
+internal sealed class MultipartForm
 {
     private const int MaxFieldBytes = 64 * 1024;
     private const int MaxFields = 64;
     private const long InitialFileBufferBytes = 4 * 1024 * 1024;
+    private const long FormOverheadBytes = 1024 * 1024;
 
     private readonly Dictionary<string, List<string>> fields = new(StringComparer.Ordinal);
 
@@ -40,9 +41,10 @@ public sealed class MultipartForm
             return (null, ApiError.BadRequest("The multipart/form-data Content-Type has no boundary."));
         }
 
-        if (request.ContentLength > maxFileBytes + (1024 * 1024))
+        // The form's other fields and part headers may add up to 1 MiB around the file.
+        if (RequestBodyLimit.Apply(request.HttpContext, maxFileBytes + FormOverheadBytes, fileField) is { } tooLarge)
         {
-            return (null, ApiError.TooLarge($"The upload is {request.ContentLength} bytes; the limit is {maxFileBytes} bytes."));
+            return (null, tooLarge);
         }
 
         var form = new MultipartForm();

@@ -1,18 +1,16 @@
-using System.Text.Json.Serialization;
-
 namespace LockN.Http;
 
 /// <summary>The one place that builds the OpenAI error body: <c>{"error":{"message","type","param","code"}}</c>.</summary>
-public sealed record OpenAiError(
-    [property: JsonPropertyName("message")] string Message,
-    [property: JsonPropertyName("type")] string Type,
-    [property: JsonPropertyName("param")] string? Param,
-    [property: JsonPropertyName("code")] string? Code);
+internal sealed record OpenAiError(
+    string Message,
+    string Type,
+    string? Param,
+    string? Code);
 
-public sealed record OpenAiErrorBody([property: JsonPropertyName("error")] OpenAiError Error);
+internal sealed record OpenAiErrorBody(OpenAiError Error);
 
 /// <summary>An expected failure with its HTTP status, ready to be written as an OpenAI error.</summary>
-public sealed record ApiError(int StatusCode, string Message, string Type, string? Param, string? Code)
+internal sealed record ApiError(int StatusCode, string Message, string Type, string? Param, string? Code)
 {
     /// <summary>Seconds the client should wait before retrying (429, 503), sent as Retry-After.</summary>
     public int? RetryAfterSeconds { get; init; }
@@ -75,7 +73,7 @@ public sealed record ApiError(int StatusCode, string Message, string Type, strin
 }
 
 /// <summary>Writes an <see cref="ApiError"/> with its status and Retry-After header.</summary>
-public sealed class OpenAiErrorResult(ApiError error) : IResult, IStatusCodeHttpResult
+internal sealed class OpenAiErrorResult(ApiError error) : IResult, IStatusCodeHttpResult
 {
     public ApiError Error { get; } = error;
 
@@ -89,6 +87,6 @@ public sealed class OpenAiErrorResult(ApiError error) : IResult, IStatusCodeHttp
             httpContext.Response.Headers.RetryAfter = retryAfter.ToString(System.Globalization.CultureInfo.InvariantCulture);
         }
 
-        return httpContext.Response.WriteAsJsonAsync(Error.ToBody(), httpContext.RequestAborted);
+        return httpContext.Response.WriteAsJsonAsync(Error.ToBody(), LockNJsonContext.Default.OpenAiErrorBody, cancellationToken: httpContext.RequestAborted);
     }
 }

@@ -4,12 +4,17 @@ namespace LockN.Http;
 
 /// <summary>
 /// Makes every failure that escapes an endpoint (unknown route, wrong method, oversized body, a bug) an
-/// OpenAI-shaped JSON error instead of an empty response or an exception page.
+/// OpenAI-shaped JSON error instead of an empty response or an exception page. Status pages are OpenAI-shaped only
+/// under the JSON APIs (<c>/v1</c>, <c>/admin</c>, <c>/health</c>), so other paths can have pages of their own.
 /// </summary>
-public static partial class OpenAiErrorHandling
+internal static partial class OpenAiErrorHandling
 {
     public static IServiceCollection AddOpenAiErrors(this IServiceCollection services) =>
-        services.AddProblemDetails();
+        services.AddProblemDetails().AddLockNJson();
+
+    /// <summary>The paths that speak OpenAI-shaped JSON, errors included.</summary>
+    public static bool IsJsonApi(PathString path) =>
+        path.StartsWithSegments("/v1") || path.StartsWithSegments("/admin") || path.StartsWithSegments("/health");
 
     public static WebApplication UseOpenAiErrors(this WebApplication app)
     {
@@ -32,7 +37,7 @@ public static partial class OpenAiErrorHandling
             await error.ToResult().ExecuteAsync(context);
         }));
 
-        app.UseStatusCodePages(async statusContext =>
+        app.UseWhen(context => IsJsonApi(context.Request.Path), api => api.UseStatusCodePages(async statusContext =>
         {
             var context = statusContext.HttpContext;
             var error = context.Response.StatusCode switch
@@ -42,7 +47,7 @@ public static partial class OpenAiErrorHandling
                 var status => new ApiError(status, $"The request failed with status {status}.", status >= 500 ? "server_error" : "invalid_request_error", null, null),
             };
             await error.ToResult().ExecuteAsync(context);
-        });
+        }));
         return app;
     }
 

@@ -12,7 +12,7 @@ namespace LockN.Keys;
 /// does: 401 for a missing, malformed, unknown, revoked or expired key, 403 for a key without the endpoint's scope,
 /// 429 for an address that keeps failing.
 /// </summary>
-public sealed partial class ApiKeyAuthenticationHandler(
+internal sealed partial class ApiKeyAuthenticationHandler(
     IOptionsMonitor<AuthenticationSchemeOptions> schemeOptions,
     ILoggerFactory loggerFactory,
     UrlEncoder encoder,

@@ -1,7 +1,7 @@
 namespace LockN.Keys;
 
 /// <summary>Claims an authenticated API key puts on <c>HttpContext.User</c>.</summary>
-public static class ApiKeyClaims
+internal static class ApiKeyClaims
 {
     public const string KeyId = "lockn:key_id";
     public const string KeyName = "lockn:key_name";

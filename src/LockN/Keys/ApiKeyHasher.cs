@@ -10,7 +10,7 @@ namespace LockN.Keys;
 /// which is enough for 256-bit random secrets. Each record remembers its scheme, so setting the secret later does
 /// not lock out older keys.
 /// </summary>
-public sealed class ApiKeyHasher(IOptions<KeysOptions> options)
+internal sealed class ApiKeyHasher(IOptions<KeysOptions> options)
 {
     public const string Sha256Scheme = "sha256";
     public const string HmacScheme = "hmac-sha256";

@@ -1,7 +1,7 @@
 namespace LockN.Keys;
 
 /// <summary>What a key may do. Each scope is also the name of the authorization policy that requires it.</summary>
-public static class ApiKeyScopes
+internal static class ApiKeyScopes
 {
     public const string Transcribe = "transcribe";
     public const string Classify = "classify";

@@ -9,7 +9,7 @@ namespace LockN.Keys;
 /// The key a client presents: <c>lk_</c> + a 10-character public prefix + <c>_</c> + 43 base62 characters
 /// (32 random bytes). The prefix finds the record; only a hash of the secret part is ever stored.
 /// </summary>
-public static partial class ApiKeySecret
+internal static partial class ApiKeySecret
 {
     public const string Scheme = "lk_";
     private const int PrefixLength = 10;

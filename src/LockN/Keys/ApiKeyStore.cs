@@ -6,7 +6,7 @@ using Microsoft.Extensions.Options;
 namespace LockN.Keys;
 
 /// <summary>Outcome of checking a presented key.</summary>
-public enum ApiKeyCheck
+internal enum ApiKeyCheck
 {
     Valid,
     Malformed,
@@ -16,7 +16,7 @@ public enum ApiKeyCheck
 }
 
 /// <summary>A key as the API shows it: never the secret, except <see cref="Key"/> once, right after creation.</summary>
-public sealed record ApiKeyInfo(
+internal sealed record ApiKeyInfo(
     string Id,
     string Name,
     string Prefix,
@@ -39,14 +39,14 @@ public sealed record ApiKeyInfo(
 }
 
 /// <summary>What a new key should be.</summary>
-public sealed record ApiKeyRequest(string Name, IReadOnlyList<string> Scopes, DateTimeOffset? ExpiresAt, int? RequestsPerMinute, int? MaxConcurrentRequests);
+internal sealed record ApiKeyRequest(string Name, IReadOnlyList<string> Scopes, DateTimeOffset? ExpiresAt, int? RequestsPerMinute, int? MaxConcurrentRequests);
 
 /// <summary>
 /// Creates, finds and revokes keys. Lookups by prefix are cached for <see cref="KeysOptions.CacheSeconds"/>, so
 /// authentication costs a hash and a dictionary read, and a key revoked on another node is refused within that
 /// time. Last-used times are collected in memory and written in batches.
 /// </summary>
-public sealed class ApiKeyStore(LockNDatabase database, ApiKeyHasher hasher, IOptions<KeysOptions> options, TimeProvider time)
+internal sealed class ApiKeyStore(LockNDatabase database, ApiKeyHasher hasher, IOptions<KeysOptions> options, TimeProvider time)
 {
     // Unknown prefixes are cached too, so a flood of made-up keys does not become a flood of queries; the cache is
     // cleared when it grows past this, which bounds its memory.

@@ -8,7 +8,7 @@ namespace LockN.Keys;
 /// Counts failed authentications per client address in one-minute windows; an address over
 /// <see cref="KeysOptions.FailedAttemptsPerMinute"/> gets 429 until its window ends, so keys cannot be guessed at speed.
 /// </summary>
-public sealed class FailedAuthenticationThrottle(IOptions<KeysOptions> options, TimeProvider time)
+internal sealed class FailedAuthenticationThrottle(IOptions<KeysOptions> options, TimeProvider time)
 {
     private const int MaxTrackedAddresses = 100_000;
     private static readonly TimeSpan Window = TimeSpan.FromMinutes(1);

@@ -11,7 +11,7 @@ namespace LockN.Keys;
 /// Requests without a key are not limited here; authentication refuses them, and the failure throttle limits guessing.
 /// Open endpoints (health probes) are not limited either: a probe that happens to carry a key must not spend its quota.
 /// </summary>
-public static class KeyRateLimits
+internal static class KeyRateLimits
 {
     public static IServiceCollection AddKeyRateLimits(this IServiceCollection services)
     {

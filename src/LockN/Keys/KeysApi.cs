@@ -1,23 +1,22 @@
-using System.Text.Json;
 using System.Text.Json.Serialization;
 using LockN.Http;
 
 namespace LockN.Keys;
 
 /// <summary>The JSON shape of a key in /admin/keys responses (times in Unix seconds, like OpenAI's objects).</summary>
-public sealed record ApiKeyResource(
-    [property: JsonPropertyName("id")] string Id,
-    [property: JsonPropertyName("object")] string Kind,
-    [property: JsonPropertyName("name")] string Name,
-    [property: JsonPropertyName("prefix")] string Prefix,
-    [property: JsonPropertyName("scopes")] IReadOnlyList<string> Scopes,
-    [property: JsonPropertyName("created_at")] long CreatedAt,
-    [property: JsonPropertyName("expires_at")] long? ExpiresAt,
-    [property: JsonPropertyName("revoked_at")] long? RevokedAt,
-    [property: JsonPropertyName("last_used_at")] long? LastUsedAt,
-    [property: JsonPropertyName("requests_per_minute")] int? RequestsPerMinute,
-    [property: JsonPropertyName("max_concurrent_requests")] int? MaxConcurrentRequests,
-    [property: JsonPropertyName("key"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Key)
+internal sealed record ApiKeyResource(
+    string Id,
+    string Object,
+    string Name,
+    string Prefix,
+    IReadOnlyList<string> Scopes,
+    long CreatedAt,
+    long? ExpiresAt,
+    long? RevokedAt,
+    long? LastUsedAt,
+    int? RequestsPerMinute,
+    int? MaxConcurrentRequests,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Key)
 {
     public static ApiKeyResource From(ApiKeyInfo key) => new(
         key.Id, "api_key", key.Name, key.Prefix, key.Scopes, key.CreatedAt.ToUnixTimeSeconds(), key.ExpiresAt?.ToUnixTimeSeconds(),
@@ -25,22 +24,24 @@ public sealed record ApiKeyResource(
 }
 
 /// <summary>Body of POST /admin/keys.</summary>
-public sealed record CreateKeyBody(
-    [property: JsonPropertyName("name")] string? Name,
-    [property: JsonPropertyName("scopes")] IReadOnlyList<string>? Scopes,
-    [property: JsonPropertyName("expires_at")] long? ExpiresAt,
-    [property: JsonPropertyName("expires_in_days")] double? ExpiresInDays,
-    [property: JsonPropertyName("requests_per_minute")] int? RequestsPerMinute,
-    [property: JsonPropertyName("max_concurrent_requests")] int? MaxConcurrentRequests);
+internal sealed record CreateKeyBody(
+    string? Name,
+    IReadOnlyList<string>? Scopes,
+    long? ExpiresAt,
+    double? ExpiresInDays,
+    int? RequestsPerMinute,
+    int? MaxConcurrentRequests);
 
 /// <summary>POST/GET /admin/keys, GET/DELETE /admin/keys/{id}: key management for operators (scope <c>admin</c>).</summary>
-public static class KeysApi
+internal static class KeysApi
 {
+    private const string Example = "{\"name\":\"ci\",\"scopes\":[\"transcribe\"]}";
+
     public static IEndpointRouteBuilder MapKeysApi(this IEndpointRouteBuilder admin)
     {
         admin.MapPost("/keys", CreateAsync);
         admin.MapGet("/keys", async (ApiKeyStore store, CancellationToken ct) =>
-            TypedResults.Ok(new { @object = "list", data = (await store.ListAsync(ct)).Select(ApiKeyResource.From) }));
+            TypedResults.Ok(new ObjectList<ApiKeyResource>([.. (await store.ListAsync(ct)).Select(ApiKeyResource.From)])));
         admin.MapGet("/keys/{id}", async (string id, ApiKeyStore store, CancellationToken ct) =>
             await store.GetAsync(id, ct) is { } key ? Results.Ok(ApiKeyResource.From(key)) : NotFound(id).ToResult());
         admin.MapDelete("/keys/{id}", async (string id, ApiKeyStore store, CancellationToken ct) =>
@@ -50,14 +51,10 @@ public static class KeysApi
 
     private static async Task<IResult> CreateAsync(HttpContext context, ApiKeyStore store, TimeProvider time, CancellationToken cancellationToken)
     {
-        CreateKeyBody? body;
-        try
+        var (body, bodyError) = await JsonBody.ReadAsync(context.Request, LockNJsonContext.Default.CreateKeyBody, Example, cancellationToken);
+        if (bodyError is not null)
         {
-            body = await JsonSerializer.DeserializeAsync<CreateKeyBody>(context.Request.Body, cancellationToken: cancellationToken);
-        }
-        catch (JsonException ex)
-        {
-            return ApiError.BadRequest($"The body is not valid JSON for a key: {ex.Message}").ToResult();
+            return bodyError.ToResult();
         }
 
         var (request, error) = Validate(body, time.GetUtcNow());
@@ -75,7 +72,7 @@ public static class KeysApi
     {
         if (body is null)
         {
-            return (null, ApiError.BadRequest("Send a JSON body such as {\"name\":\"ci\",\"scopes\":[\"transcribe\"]}."));
+            return (null, ApiError.BadRequest($"Send a JSON body such as {Example}."));
         }
 
         if (string.IsNullOrWhiteSpace(body.Name) || body.Name.Length > 200)

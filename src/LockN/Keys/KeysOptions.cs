@@ -3,7 +3,7 @@ using System.ComponentModel.DataAnnotations;
 namespace LockN.Keys;
 
 /// <summary>Settings of the <c>Keys</c> configuration section.</summary>
-public sealed record KeysOptions
+internal sealed record KeysOptions
 {
     public const string Section = "Keys";
 

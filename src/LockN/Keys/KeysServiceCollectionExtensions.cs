@@ -3,7 +3,7 @@ using Microsoft.AspNetCore.Authentication;
 
 namespace LockN.Keys;
 
-public static partial class KeysServiceCollectionExtensions
+internal static partial class KeysServiceCollectionExtensions
 {
     /// <summary>A group for /v1 endpoints that need <paramref name="scope"/>, unless Keys:Required is off.</summary>
     public static RouteGroupBuilder MapV1Group(this WebApplication app, string scope)

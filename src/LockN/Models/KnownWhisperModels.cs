@@ -5,7 +5,7 @@ namespace LockN.Models;
 /// <param name="FileName">The file name at the download location and on disk, e.g. <c>ggml-base.en.bin</c>.</param>
 /// <param name="Sha1">Lower-case hex SHA-1 of the file.</param>
 /// <param name="SizeHint">Approximate size for listings, e.g. <c>142 MiB</c>.</param>
-public sealed record KnownWhisperModel(string Name, string FileName, string Sha1, string SizeHint)
+internal sealed record KnownWhisperModel(string Name, string FileName, string Sha1, string SizeHint)
 {
     /// <summary>The id clients send, e.g. <c>whisper-base.en</c>.</summary>
     public string ModelId => KnownWhisperModels.IdPrefix + Name;
@@ -15,7 +15,7 @@ public sealed record KnownWhisperModel(string Name, string FileName, string Sha1
 /// The downloadable Whisper models (checksums from whisper.cpp's models/README.md) and where to download them.
 /// A name may be given as <c>base.en</c>, <c>whisper-base.en</c> or <c>ggml-base.en.bin</c>.
 /// </summary>
-public static class KnownWhisperModels
+internal static class KnownWhisperModels
 {
     public const string IdPrefix = "whisper-";
 

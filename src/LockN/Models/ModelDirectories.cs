@@ -5,7 +5,7 @@ namespace LockN.Models;
 /// (<c>--models</c>, <c>LOCKN_MODELS</c>) as one path or several separated by ';'.
 /// The first directory is where <c>lockn models pull</c> writes.
 /// </summary>
-public sealed record ModelDirectories(IReadOnlyList<string> Paths)
+internal sealed record ModelDirectories(IReadOnlyList<string> Paths)
 {
     public const string ConfigurationKey = "Models";
 

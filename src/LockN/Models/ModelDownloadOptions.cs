@@ -3,7 +3,7 @@ using System.ComponentModel.DataAnnotations;
 namespace LockN.Models;
 
 /// <summary>Settings of the <c>ModelDownload</c> configuration section (<c>LOCKN_ModelDownload__BaseUrl</c>, ...).</summary>
-public sealed record ModelDownloadOptions
+internal sealed record ModelDownloadOptions
 {
     public const string Section = "ModelDownload";
     public const int MaxTimeoutSeconds = 3600;

@@ -7,12 +7,12 @@ using System.Security.Cryptography;
 namespace LockN.Models;
 
 /// <summary>How far a download is; <see cref="TotalBytes"/> is null when the server sends no Content-Length.</summary>
-public readonly record struct ModelDownloadProgress(long BytesDone, long? TotalBytes)
+internal readonly record struct ModelDownloadProgress(long BytesDone, long? TotalBytes)
 {
     public double? Fraction => TotalBytes is > 0 and var total ? (double)BytesDone / total : null;
 }
 
-public enum ModelDownloadError
+internal enum ModelDownloadError
 {
     /// <summary>The server answered with a status other than 2xx.</summary>
     HttpStatus,
@@ -34,7 +34,7 @@ public enum ModelDownloadError
 }
 
 /// <summary>The outcome of a download: the file's path, or an error and a one-line message.</summary>
-public sealed record ModelDownloadResult(string? Path, long Bytes, ModelDownloadError? Error, string? Message)
+internal sealed record ModelDownloadResult(string? Path, long Bytes, ModelDownloadError? Error, string? Message)
 {
     public bool Succeeded => Error is null;
 
@@ -49,7 +49,7 @@ public sealed record ModelDownloadResult(string? Path, long Bytes, ModelDownload
 /// checks the SHA-1, then moves it into place, so the target is either the old file or the complete, verified new one.
 /// Expected failures (status, network, stall, checksum, disk) are results; cancellation throws. Nothing partial is left.
 /// </summary>
-public sealed class ModelDownloader : IDisposable
+internal sealed class ModelDownloader : IDisposable
 {
     private const int BufferSize = 128 * 1024;
     private readonly HttpClient http;

@@ -1,35 +1,39 @@
-using System.Text.Json.Serialization;
 using LockN.Http;
+using LockN.Classification;
+using LockN.Dispatch;
 using LockN.Transcription;
 
 namespace LockN.Models;
 
-public sealed record ModelCard(
-    [property: JsonPropertyName("id")] string Id,
-    [property: JsonPropertyName("object")] string Kind,
-    [property: JsonPropertyName("created")] long Created,
-    [property: JsonPropertyName("owned_by")] string OwnedBy);
+internal sealed record ModelCard(
+    string Id,
+    string Object,
+    long Created,
+    string OwnedBy);
 
-public sealed record ModelList(
-    [property: JsonPropertyName("object")] string Kind,
-    [property: JsonPropertyName("data")] IReadOnlyList<ModelCard> Data);
+internal sealed record ModelList(
+    string Object,
+    IReadOnlyList<ModelCard> Data);
 
 /// <summary>GET /v1/models and /v1/models/{id}, in OpenAI's shape.</summary>
-public static class ModelsApi
+internal static class ModelsApi
 {
     public static IEndpointRouteBuilder MapModelsApi(this IEndpointRouteBuilder app)
     {
-        app.MapGet("/v1/models", (HttpContext context) => TypedResults.Ok(new ModelList("list", Cards(context))));
-        app.MapGet("/v1/models/{id}", (string id, HttpContext context) =>
-            Cards(context).FirstOrDefault(c => c.Id.Equals(id, StringComparison.OrdinalIgnoreCase)) is { } card
-                ? Results.Ok(card)
+        app.MapGet("/v1/models", ([AsParameters] ModelSources sources) => TypedResults.Ok(new ModelList("list", Cards(sources))));
+        app.MapGet("/v1/models/{id}", (string id, [AsParameters] ModelSources sources) =>
+            Cards(sources).FirstOrDefault(c => c.Id.Equals(id, StringComparison.OrdinalIgnoreCase)) is { } card
+                ? TypedResults.Ok(card)
                 : ApiError.ModelNotFound(id).ToResult());
         return app;
     }
 
-    private static List<ModelCard> Cards(HttpContext context)
+    /// <summary>Everything that serves a model: Whisper files, YAMNet, and the model servers behind Dispatch.</summary>
+    internal readonly record struct ModelSources(WhisperModels Whisper, YamnetHost Yamnet, BackendRegistry Backends);
+
+    private static List<ModelCard> Cards(ModelSources sources)
     {
-        var models = context.RequestServices.GetRequiredService<WhisperModels>();
+        var models = sources.Whisper;
         var cards = models.All
             .Select(h => new ModelCard(h.Model.Id, "model", CreatedAt(h.Model.Path), "lockn"))
             .OrderBy(c => c.Id, StringComparer.Ordinal)
@@ -39,19 +43,15 @@ public static class ModelsApi
             cards.Add(new ModelCard(WhisperModelCatalog.OpenAiAlias, "model", CreatedAt(fallback.Model.Path), "lockn"));
         }
 
-        if (context.RequestServices.GetService<Classification.YamnetHost>() is { ModelPath: { } yamnet })
+        if (sources.Yamnet.ModelPath is { } yamnet)
         {
-            cards.Add(new ModelCard(Classification.YamnetModel.Id, "model", CreatedAt(yamnet), "lockn"));
+            cards.Add(new ModelCard(YamnetModel.Id, "model", CreatedAt(yamnet), "lockn"));
         }
 
-        if (context.RequestServices.GetService<Dispatch.BackendRegistry>() is { } registry)
-        {
-            var created = registry.StartedAt.ToUnixTimeSeconds();
-            cards.AddRange(registry.All
-                .SelectMany(backend => backend.Models.Select(model => new ModelCard(model, "model", created, backend.Name)))
-                .DistinctBy(card => card.Id, StringComparer.OrdinalIgnoreCase));
-        }
-
+        var created = sources.Backends.StartedAt.ToUnixTimeSeconds();
+        cards.AddRange(sources.Backends.All
+            .SelectMany(backend => backend.Models.Select(model => new ModelCard(model, "model", created, backend.Name)))
+            .DistinctBy(card => card.Id, StringComparer.OrdinalIgnoreCase));
         return cards;
     }
 

@@ -1,6 +1,6 @@
 namespace LockN.Scheduling;
 
-public enum AdmissionOutcome
+internal enum AdmissionOutcome
 {
     Admitted,
     QueueFull,
@@ -8,17 +8,17 @@ public enum AdmissionOutcome
 }
 
 /// <summary>The answer to a request for a slot: a lease to dispose, or why there is none.</summary>
-public readonly record struct Admission(AdmissionOutcome Outcome, SlotLease? Lease, TimeSpan RetryAfter, TimeSpan Waited);
+internal readonly record struct Admission(AdmissionOutcome Outcome, SlotLease? Lease, TimeSpan RetryAfter, TimeSpan Waited);
 
 /// <summary>What a scheduler looks like right now, for /health/ready and the console.</summary>
-public sealed record SlotSnapshot(int Busy, int Total, int QueueDepth, int QueueCapacity);
+internal sealed record SlotSnapshot(int Busy, int Total, int QueueDepth, int QueueCapacity);
 
 /// <summary>
 /// A fixed number of processing slots with a bounded FIFO wait queue in front of them. A request either gets
 /// a slot at once, waits its turn until a deadline, or is refused at once when the queue is full — so no
 /// request can pile up behind a busy model, and every wait ends with an answer.
 /// </summary>
-public sealed class SlotScheduler
+internal sealed class SlotScheduler
 {
     private readonly Lock gate = new();
     private readonly LinkedList<Waiter> queue = new();
@@ -209,7 +209,7 @@ public sealed class SlotScheduler
 }
 
 /// <summary>A held slot. Disposing it frees the slot (or hands it to the next in line) exactly once.</summary>
-public sealed class SlotLease : IDisposable
+internal sealed class SlotLease : IDisposable
 {
     private SlotScheduler? owner;
     private readonly long acquiredAt;

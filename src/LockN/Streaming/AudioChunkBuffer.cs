@@ -5,7 +5,7 @@ namespace LockN.Streaming;
 /// the stream began. Appending never allocates; the oldest samples are overwritten once the ring is full, so the
 /// utterance in progress must be shorter than <see cref="Capacity"/> (streams force-finalise long utterances).
 /// </summary>
-public sealed class AudioChunkBuffer
+internal sealed class AudioChunkBuffer
 {
     private readonly float[] ring;
 

@@ -6,7 +6,7 @@ namespace LockN.Streaming;
 /// Silero VAD on ONNX Runtime: one session for the whole server (runs are thread-safe); each stream keeps its own
 /// recurrent state in a <see cref="VoiceActivityDetector"/>.
 /// </summary>
-public sealed class SileroVadModel : IDisposable
+internal sealed class SileroVadModel : IDisposable
 {
     public const int SampleRate = 16_000;
     public const int ChunkSamples = 512;   // 32 ms, the chunk the model is trained on at 16 kHz
@@ -38,7 +38,7 @@ public sealed class SileroVadModel : IDisposable
 }
 
 /// <summary>A change of speech state, at 16 kHz sample positions from the start of the stream.</summary>
-public readonly record struct VadTransition(bool SpeechStarted, long Position);
+internal readonly record struct VadTransition(bool SpeechStarted, long Position);
 
 /// <summary>
 /// One stream's voice activity: feeds 32 ms chunks to Silero with the stream's recurrent state and turns the
@@ -46,7 +46,7 @@ public readonly record struct VadTransition(bool SpeechStarted, long Position);
 /// stays above threshold − 0.15), a minimum speech length and a silence duration that ends an utterance.
 /// Runs without allocating per chunk: the tensors are bound once to buffers this object owns.
 /// </summary>
-public sealed class VoiceActivityDetector : IDisposable
+internal sealed class VoiceActivityDetector : IDisposable
 {
     private const int StateLength = 2 * 1 * 128;
 

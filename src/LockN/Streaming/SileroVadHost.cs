@@ -1,7 +1,7 @@
 namespace LockN.Streaming;
 
 /// <summary>Loads Silero VAD once, in the background, from the model directories.</summary>
-public sealed partial class SileroVadHost : IHostedService, IDisposable
+internal sealed partial class SileroVadHost : IHostedService, IDisposable
 {
     private readonly ILogger<SileroVadHost> logger;
     private readonly Lazy<Task<SileroVadModel>> loading;

@@ -1,7 +1,7 @@
 namespace LockN.Streaming;
 
 /// <summary>Counts open streams, on this node and per API key, so neither can grow without bound.</summary>
-public sealed class StreamLimits(Microsoft.Extensions.Options.IOptions<StreamingOptions> options)
+internal sealed class StreamLimits(Microsoft.Extensions.Options.IOptions<StreamingOptions> options)
 {
     private readonly Dictionary<string, int> perKey = new(StringComparer.Ordinal);
     private readonly Lock gate = new();

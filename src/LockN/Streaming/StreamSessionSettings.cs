@@ -3,14 +3,14 @@ using System.Text.Json.Serialization;
 
 namespace LockN.Streaming;
 
-public enum PcmEncoding
+internal enum PcmEncoding
 {
     S16Le,
     F32Le,
 }
 
 /// <summary>How the client's audio is laid out: raw little-endian PCM, interleaved when there are several channels.</summary>
-public sealed record InputAudioFormat(
+internal sealed record InputAudioFormat(
     [property: JsonPropertyName("encoding")] string Encoding,
     [property: JsonPropertyName("sample_rate")] int SampleRate,
     [property: JsonPropertyName("channels")] int Channels)
@@ -26,7 +26,7 @@ public sealed record InputAudioFormat(
 }
 
 /// <summary>Server-side voice activity detection (Silero VAD) that cuts the audio into utterances.</summary>
-public sealed record TurnDetection(
+internal sealed record TurnDetection(
     [property: JsonPropertyName("type")] string Type,
     [property: JsonPropertyName("threshold")] double Threshold,
     [property: JsonPropertyName("silence_duration_ms")] int SilenceDurationMs,
@@ -34,7 +34,7 @@ public sealed record TurnDetection(
     [property: JsonPropertyName("min_speech_duration_ms")] int MinSpeechDurationMs);
 
 /// <summary>A stream's settings; <c>session.update</c> changes the fields it names and keeps the others.</summary>
-public sealed record StreamSessionSettings(
+internal sealed record StreamSessionSettings(
     [property: JsonPropertyName("model")] string Model,
     [property: JsonPropertyName("language")] string? Language,
     [property: JsonPropertyName("prompt")] string? Prompt,

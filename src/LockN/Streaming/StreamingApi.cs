@@ -9,7 +9,7 @@ using Microsoft.Extensions.Options;
 namespace LockN.Streaming;
 
 /// <summary>GET /v1/audio/stream: a WebSocket of live audio in, voice activity, transcripts and sound events out.</summary>
-public static partial class StreamingApi
+internal static partial class StreamingApi
 {
     /// <summary>The subprotocol a browser offers to be answered with; its key travels as <c>lockn-api-key.KEY</c>.</summary>
     public const string SubProtocol = "lockn";

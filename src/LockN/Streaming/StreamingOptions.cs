@@ -3,7 +3,7 @@ using System.ComponentModel.DataAnnotations;
 namespace LockN.Streaming;
 
 /// <summary>Settings of the <c>Streaming</c> configuration section (GET /v1/audio/stream).</summary>
-public sealed record StreamingOptions
+internal sealed record StreamingOptions
 {
     public const string Section = "Streaming";
 

@@ -2,7 +2,7 @@ using LockN.Hosting;
 
 namespace LockN.Streaming;
 
-public static class StreamingServiceCollectionExtensions
+internal static class StreamingServiceCollectionExtensions
 {
     public static IServiceCollection AddStreaming(this IServiceCollection services, IConfiguration configuration)
     {

@@ -1,9 +1,7 @@
-using System.Text.Json.Serialization;
-
 namespace LockN.Transcription;
 
 /// <summary>What Whisper is asked to do with one piece of audio.</summary>
-public sealed record WhisperJob
+internal sealed record WhisperJob
 {
     /// <summary>ISO-639-1 code, or null to detect the language.</summary>
     public string? Language { get; init; }
@@ -13,14 +11,14 @@ public sealed record WhisperJob
     public bool WordTimestamps { get; init; }
 }
 
-public sealed record TranscriptWord(
-    [property: JsonPropertyName("word")] string Word,
-    [property: JsonPropertyName("start")] double Start,
-    [property: JsonPropertyName("end")] double End,
-    [property: JsonPropertyName("probability")] float Probability);
+internal sealed record TranscriptWord(
+    string Word,
+    double Start,
+    double End,
+    float Probability);
 
 /// <summary>One Whisper segment, with times in seconds from the start of the audio.</summary>
-public sealed record TranscriptSegment(
+internal sealed record TranscriptSegment(
     int Id,
     double Start,
     double End,
@@ -32,7 +30,7 @@ public sealed record TranscriptSegment(
     IReadOnlyList<TranscriptWord> Words);
 
 /// <summary>A finished transcription: the segments plus what the response needs around them.</summary>
-public sealed record Transcript(string ModelId, string Language, double DurationSeconds, IReadOnlyList<TranscriptSegment> Segments, float Temperature)
+internal sealed record Transcript(string ModelId, string Language, double DurationSeconds, IReadOnlyList<TranscriptSegment> Segments, float Temperature)
 {
     public string Text => string.Concat(Segments.Select(s => s.Text)).Trim();
 }

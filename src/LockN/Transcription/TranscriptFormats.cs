@@ -5,7 +5,7 @@ using System.Text.Json.Serialization;
 
 namespace LockN.Transcription;
 
-public enum ResponseFormat
+internal enum ResponseFormat
 {
     Json,
     Text,
@@ -14,40 +14,40 @@ public enum ResponseFormat
     VerboseJson,
 }
 
-public sealed record DurationUsage(
-    [property: JsonPropertyName("type")] string Type,
-    [property: JsonPropertyName("seconds")] int Seconds)
+internal sealed record DurationUsage(
+    string Type,
+    int Seconds)
 {
     public static DurationUsage For(double seconds) => new("duration", (int)Math.Ceiling(seconds));
 }
 
-public sealed record JsonTranscription(
-    [property: JsonPropertyName("text")] string Text,
-    [property: JsonPropertyName("usage")] DurationUsage Usage);
+internal sealed record JsonTranscription(
+    string Text,
+    DurationUsage Usage);
 
-public sealed record VerboseSegment(
-    [property: JsonPropertyName("id")] int Id,
-    [property: JsonPropertyName("seek")] int Seek,
-    [property: JsonPropertyName("start")] double Start,
-    [property: JsonPropertyName("end")] double End,
-    [property: JsonPropertyName("text")] string Text,
-    [property: JsonPropertyName("tokens")] int[] Tokens,
-    [property: JsonPropertyName("temperature")] float Temperature,
-    [property: JsonPropertyName("avg_logprob")] float AvgLogprob,
-    [property: JsonPropertyName("compression_ratio")] float CompressionRatio,
-    [property: JsonPropertyName("no_speech_prob")] float NoSpeechProb);
+internal sealed record VerboseSegment(
+    int Id,
+    int Seek,
+    double Start,
+    double End,
+    string Text,
+    int[] Tokens,
+    float Temperature,
+    float AvgLogprob,
+    float CompressionRatio,
+    float NoSpeechProb);
 
-public sealed record VerboseTranscription(
-    [property: JsonPropertyName("task")] string Task,
-    [property: JsonPropertyName("language")] string Language,
-    [property: JsonPropertyName("duration")] double Duration,
-    [property: JsonPropertyName("text")] string Text,
-    [property: JsonPropertyName("segments"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<VerboseSegment>? Segments,
-    [property: JsonPropertyName("words"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<TranscriptWord>? Words,
-    [property: JsonPropertyName("usage")] DurationUsage Usage);
+internal sealed record VerboseTranscription(
+    string Task,
+    string Language,
+    double Duration,
+    string Text,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<VerboseSegment>? Segments,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<TranscriptWord>? Words,
+    DurationUsage Usage);
 
 /// <summary>Turns a <see cref="Transcript"/> into each of OpenAI's response formats.</summary>
-public static class TranscriptFormats
+internal static class TranscriptFormats
 {
     public static bool TryParse(string? value, out ResponseFormat format)
     {

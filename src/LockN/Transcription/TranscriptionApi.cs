@@ -1,39 +1,30 @@
-using System.Text.Json;
+using System.Text.Json.Serialization;
 using LockN.Audio;
 using LockN.Http;
 using LockN.Scheduling;
 using LockN.Transcription.Workers;
 using LockN.Usage;
-using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Options;
 
 namespace LockN.Transcription;
 
 /// <summary>POST /v1/audio/transcriptions and /v1/audio/translations, as OpenAI defines them.</summary>
-public static partial class TranscriptionApi
+internal static partial class TranscriptionApi
 {
     public static IEndpointRouteBuilder MapTranscriptionApi(this IEndpointRouteBuilder app)
     {
         var audio = app.MapGroup("/v1/audio").DisableAntiforgery();
-        audio.MapPost("/transcriptions", (HttpContext context, CancellationToken ct) => HandleAsync(context, translate: false, ct));
-        audio.MapPost("/translations", (HttpContext context, CancellationToken ct) => HandleAsync(context, translate: true, ct));
+        audio.MapPost("/transcriptions", ([AsParameters] TranscriptionServices services, CancellationToken ct) => HandleAsync(services, translate: false, ct));
+        audio.MapPost("/translations", ([AsParameters] TranscriptionServices services, CancellationToken ct) => HandleAsync(services, translate: true, ct));
         return app;
     }
 
-    private static async Task<IResult> HandleAsync(HttpContext context, bool translate, CancellationToken cancellationToken)
+    /// <summary>What a transcription request needs, bound by the framework.</summary>
+    internal readonly record struct TranscriptionServices(HttpContext Context, IOptions<TranscriptionOptions> Options, WhisperModels Models, AudioDecoder Decoder, ILogger<WhisperModels> Logger);
+
+    private static async Task<IResult> HandleAsync(TranscriptionServices services, bool translate, CancellationToken cancellationToken)
     {
-        var services = context.RequestServices;
-        var options = services.GetRequiredService<IOptions<TranscriptionOptions>>().Value;
-        var models = services.GetRequiredService<WhisperModels>();
-        var decoder = services.GetRequiredService<AudioDecoder>();
-        var logger = services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(TranscriptionApi));
-
-        // The upload limit is ours (413 in OpenAI's shape), not Kestrel's default of 30 MB.
-        if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } bodyLimit)
-        {
-            bodyLimit.MaxRequestBodySize = options.MaxUploadBytes + (1024 * 1024);
-        }
-
+        var (context, options, models, decoder, logger) = (services.Context, services.Options.Value, services.Models, services.Decoder, services.Logger);
         var (form, formError) = await MultipartForm.ReadAsync(context.Request, "file", options.MaxUploadBytes, cancellationToken);
         if (formError is not null)
         {
@@ -67,7 +58,7 @@ public static partial class TranscriptionApi
         var decoded = await decoder.DecodeAsync(form!.File!, cancellationToken);
         if (!decoded.Succeeded)
         {
-            return AudioError(decoded).ToResult();
+            return decoded.ToApiError().ToResult();
         }
 
         try
@@ -87,18 +78,19 @@ public static partial class TranscriptionApi
 
         var audio = decoded.Audio!;
         usage.AudioSeconds = audio.DurationSeconds;
-        using var lease = admission.Lease!;
-        var segments = host.RunAsync(audio.Samples, request.Job, cancellationToken);
         if (request.Stream)
         {
-            await StreamAsync(context, segments, audio.DurationSeconds, logger, cancellationToken);
-            return Results.Empty;
+            // The lease moves into the stream: it is held until the last event is written or the client leaves
+            // (and released with the response in any case; releasing twice is a no-op).
+            context.Response.RegisterForDispose(admission.Lease!);
+            return TypedResults.ServerSentEvents(StreamEventsAsync(admission.Lease!, host.RunAsync(audio.Samples, request.Job, cancellationToken), audio.DurationSeconds, logger, host.Model.Id));
         }
 
+        using var lease = admission.Lease!;
         var collected = new List<TranscriptSegment>();
         try
         {
-            await foreach (var segment in segments)
+            await foreach (var segment in host.RunAsync(audio.Samples, request.Job, cancellationToken))
             {
                 collected.Add(segment);
             }
@@ -117,8 +109,8 @@ public static partial class TranscriptionApi
             request.Job.Temperature);
         return request.Format switch
         {
-            ResponseFormat.Json => TypedResults.Json(TranscriptFormats.ToJson(transcript)),
-            ResponseFormat.VerboseJson => TypedResults.Json(TranscriptFormats.ToVerboseJson(transcript, translate, request.SegmentTimestamps, request.Job.WordTimestamps)),
+            ResponseFormat.Json => TypedResults.Json(TranscriptFormats.ToJson(transcript), LockNJsonContext.Default.JsonTranscription),
+            ResponseFormat.VerboseJson => TypedResults.Json(TranscriptFormats.ToVerboseJson(transcript, translate, request.SegmentTimestamps, request.Job.WordTimestamps), LockNJsonContext.Default.VerboseTranscription),
             ResponseFormat.Text => TypedResults.Text(TranscriptFormats.ToText(transcript), "text/plain; charset=utf-8"),
             ResponseFormat.Srt => TypedResults.Text(TranscriptFormats.ToSrt(transcript), "application/x-subrip; charset=utf-8"),
             ResponseFormat.Vtt => TypedResults.Text(TranscriptFormats.ToVtt(transcript), "text/vtt; charset=utf-8"),
@@ -126,49 +118,58 @@ public static partial class TranscriptionApi
         };
     }
 
-    /// <summary>Server-sent events as OpenAI streams transcripts: a delta per segment, then done with the full text.</summary>
-    private static async Task StreamAsync(HttpContext context, IAsyncEnumerable<TranscriptSegment> segments, double durationSeconds, ILogger logger, CancellationToken cancellationToken)
+    /// <summary>Events as OpenAI streams transcripts: a delta per segment, then done with the full text (or an error).</summary>
+    private static async IAsyncEnumerable<TranscriptionStreamEvent> StreamEventsAsync(SlotLease lease, IAsyncEnumerable<TranscriptSegment> segments, double durationSeconds, ILogger logger, string modelId)
     {
-        var response = context.Response;
-        response.ContentType = "text/event-stream";
-        response.Headers.CacheControl = "no-cache";
-        response.Headers["X-Accel-Buffering"] = "no";
-        await response.Body.FlushAsync(cancellationToken);
-
-        var text = new System.Text.StringBuilder();
-        try
+        using (lease)
         {
-            await foreach (var segment in segments)
+            var text = new System.Text.StringBuilder();
+            await using var enumerator = segments.GetAsyncEnumerator();
+            while (true)
             {
-                text.Append(segment.Text);
-                await WriteEventAsync(response, new { type = "transcript.text.delta", delta = segment.Text }, cancellationToken);
+                TranscriptionStreamEvent next;
+                try
+                {
+                    if (!await enumerator.MoveNextAsync())
+                    {
+                        break;
+                    }
+
+                    text.Append(enumerator.Current.Text);
+                    next = TranscriptionStreamEvent.ForDelta(enumerator.Current.Text);
+                }
+                catch (WorkerFailedException ex)
+                {
+                    LogWorkerFailed(logger, modelId, ex.Message);
+                    next = TranscriptionStreamEvent.ForError(ApiError.Internal($"Transcription failed: {ex.Message}"));
+                }
+
+                yield return next;
+                if (next.Error is not null)
+                {
+                    yield break;
+                }
             }
 
-            await WriteEventAsync(response, new { type = "transcript.text.done", text = text.ToString().Trim(), usage = DurationUsage.For(durationSeconds) }, cancellationToken);
-        }
-        catch (WorkerFailedException ex)
-        {
-            LogWorkerFailed(logger, "stream", ex.Message);
-            await WriteEventAsync(response, new { type = "error", error = ApiError.Internal($"Transcription failed: {ex.Message}").ToBody().Error }, cancellationToken);
+            yield return TranscriptionStreamEvent.ForDone(text.ToString().Trim(), DurationUsage.For(durationSeconds));
         }
     }
-
-    private static async Task WriteEventAsync(HttpResponse response, object payload, CancellationToken cancellationToken)
-    {
-        await response.WriteAsync("data: ", cancellationToken);
-        await response.WriteAsync(JsonSerializer.Serialize(payload), cancellationToken);
-        await response.WriteAsync("\n\n", cancellationToken);
-        await response.Body.FlushAsync(cancellationToken);
-    }
-
-    internal static ApiError AudioError(AudioDecodeResult result) => result.Error switch
-    {
-        AudioDecodeError.UnsupportedMedia => ApiError.UnsupportedMedia(result.Message ?? "Unsupported media."),
-        AudioDecodeError.TooLong => ApiError.TooLarge(result.Message ?? "The audio is too long."),
-        AudioDecodeError.DecoderUnavailable => ApiError.Unavailable(result.Message ?? "No audio decoder is available.", "decoder_unavailable"),
-        _ => ApiError.BadRequest(result.Message ?? "The audio could not be decoded.", "file", "invalid_audio"),
-    };
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Transcription with {ModelId} failed: {Message}")]
     private static partial void LogWorkerFailed(ILogger logger, string modelId, string message);
+}
+
+/// <summary>One server-sent event of a streamed transcription, in OpenAI's shape (members a kind does not use are left out).</summary>
+internal sealed record TranscriptionStreamEvent(
+    string Type,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Delta = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Text = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] DurationUsage? Usage = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] OpenAiError? Error = null)
+{
+    public static TranscriptionStreamEvent ForDelta(string delta) => new("transcript.text.delta", Delta: delta);
+
+    public static TranscriptionStreamEvent ForDone(string text, DurationUsage usage) => new("transcript.text.done", Text: text, Usage: usage);
+
+    public static TranscriptionStreamEvent ForError(ApiError error) => new("error", Error: error.ToBody().Error);
 }

@@ -3,7 +3,7 @@ using System.ComponentModel.DataAnnotations;
 namespace LockN.Transcription;
 
 /// <summary>Settings of the <c>Transcription</c> configuration section.</summary>
-public sealed record TranscriptionOptions
+internal sealed record TranscriptionOptions
 {
     public const string Section = "Transcription";
 

@@ -1,12 +1,14 @@
 using LockN.Hosting;
+using LockN.Scheduling;
 using LockN.Models;
 
 namespace LockN.Transcription;
 
-public static class TranscriptionServiceCollectionExtensions
+internal static class TranscriptionServiceCollectionExtensions
 {
     public static IServiceCollection AddTranscription(this IServiceCollection services, IConfiguration configuration)
     {
+        services.AddScheduling();
         services.AddValidatedOptions<TranscriptionOptions>(configuration, TranscriptionOptions.Section);
         services.AddValidatedOptions<ModelDownloadOptions>(configuration, ModelDownloadOptions.Section);
         services.AddSingleton(ModelDirectories.FromConfiguration(configuration));

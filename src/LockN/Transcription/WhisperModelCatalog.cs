@@ -8,14 +8,14 @@ namespace LockN.Transcription;
 /// <param name="Path">Full path of the GGML file.</param>
 /// <param name="IsTestWeights">True for <c>for-tests-ggml-*.bin</c>: real format, no trained weights.</param>
 /// <param name="IsEnglishOnly">True for <c>.en</c> models, which can neither detect languages nor translate.</param>
-public sealed record WhisperModelFile(string Id, string Path, bool IsTestWeights, bool IsEnglishOnly);
+internal sealed record WhisperModelFile(string Id, string Path, bool IsTestWeights, bool IsEnglishOnly);
 
 /// <summary>
 /// Finds Whisper GGML files in the model directories (recursively) and names them by file name:
 /// <c>ggml-base.en.bin</c> → <c>whisper-base.en</c>; <c>for-tests-ggml-tiny.en.bin</c> → <c>whisper-tiny.en</c>.
 /// Real weights win over test weights of the same id; earlier directories win over later ones.
 /// </summary>
-public static partial class WhisperModelCatalog
+internal static partial class WhisperModelCatalog
 {
     public const string OpenAiAlias = "whisper-1";
 

@@ -4,7 +4,7 @@ using LockN.Transcription.Workers;
 
 namespace LockN.Transcription;
 
-public enum ModelState
+internal enum ModelState
 {
     NotLoaded,
     Loading,
@@ -20,10 +20,10 @@ internal sealed class WhisperModelHost : IAsyncDisposable
     private readonly Lock startGate = new();
     private Task? starting;
 
-    public WhisperModelHost(WhisperModelFile model, TranscriptionOptions options, WorkerLauncher launcher, ILogger logger)
+    public WhisperModelHost(WhisperModelFile model, TranscriptionOptions options, WorkerLauncher launcher, SlotSchedulers schedulers, ILogger logger)
     {
         Model = model;
-        Scheduler = new SlotScheduler(model.Id, options.Slots, options.QueueLength, TimeSpan.FromSeconds(options.QueueTimeoutSeconds));
+        Scheduler = schedulers.Create(ModelKind.Transcription, model.Id, options.Slots, options.QueueLength, TimeSpan.FromSeconds(options.QueueTimeoutSeconds));
         pool = new WhisperWorkerPool(model, options.EffectiveThreads, options.Slots + options.SpareWorkers, options.WarmUp, launcher, logger);
         cancelGrace = TimeSpan.FromMilliseconds(options.CancelGraceMilliseconds);
     }

@@ -1,3 +1,4 @@
+using LockN.Scheduling;
 using LockN.Models;
 using LockN.Transcription.Workers;
 using Microsoft.Extensions.Options;
@@ -15,16 +16,18 @@ internal sealed partial class WhisperModels : IHostedService, IAsyncDisposable
     private readonly WorkerLauncher launcher = new();
     private readonly ILogger<WhisperModels> logger;
     private readonly DefaultModelSupplier supplier;
+    private readonly SlotSchedulers schedulers;
     private readonly Lock gate = new();
     private readonly CancellationTokenSource stopping = new();
     private Dictionary<string, WhisperModelHost> hosts = new(StringComparer.OrdinalIgnoreCase);
     private Task? supplying;
 
-    public WhisperModels(IOptions<TranscriptionOptions> options, ModelDirectories directories, DefaultModelSupplier supplier, ILogger<WhisperModels> logger)
+    public WhisperModels(IOptions<TranscriptionOptions> options, ModelDirectories directories, DefaultModelSupplier supplier, SlotSchedulers schedulers, ILogger<WhisperModels> logger)
     {
         this.options = options.Value;
         this.directories = directories;
         this.supplier = supplier;
+        this.schedulers = schedulers;
         this.logger = logger;
         Rescan();
     }
@@ -115,7 +118,7 @@ internal sealed partial class WhisperModels : IHostedService, IAsyncDisposable
             {
                 if (!next.ContainsKey(model.Id))
                 {
-                    next[model.Id] = new WhisperModelHost(model, options, launcher, logger);
+                    next[model.Id] = new WhisperModelHost(model, options, launcher, schedulers, logger);
                 }
             }
 

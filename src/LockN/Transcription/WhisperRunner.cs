@@ -7,7 +7,7 @@ namespace LockN.Transcription;
 /// Whisper.net in this process: owns the native model (<see cref="WhisperFactory"/>) and builds a cheap processor
 /// per job. The worker process, the CLI and the benchmark's baseline all transcribe through this one class.
 /// </summary>
-public sealed class WhisperRunner : IDisposable
+internal sealed class WhisperRunner : IDisposable
 {
     // whisper.cpp ignores input shorter than 1 s; pad short clips with silence so they are still transcribed.
     private const int MinimumSamples = 16000 + 1600;

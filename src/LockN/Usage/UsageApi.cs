@@ -4,7 +4,7 @@ using Microsoft.AspNetCore.Mvc;
 namespace LockN.Usage;
 
 /// <summary><c>GET /admin/usage?from=&amp;to=&amp;group_by=model|key|day</c>: totals from the usage ledger.</summary>
-public static class UsageApi
+internal static class UsageApi
 {
     /// <summary>Maps GET /usage into the group it is given (the admin-only /admin group): no authorization of its own.</summary>
     public static RouteHandlerBuilder MapUsageApi(this IEndpointRouteBuilder routes) =>

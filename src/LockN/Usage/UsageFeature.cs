@@ -4,7 +4,7 @@ namespace LockN.Usage;
 /// What one request consumed, as its endpoint knows it. Endpoints fill it in; the usage middleware writes it to the
 /// ledger with the status and latency once the response is done.
 /// </summary>
-public sealed class UsageFeature
+internal sealed class UsageFeature
 {
     /// <summary>The model that served the request (the resolved id, not an alias such as whisper-1).</summary>
     public string? Model { get; set; }

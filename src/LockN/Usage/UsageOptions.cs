@@ -3,7 +3,7 @@ using System.ComponentModel.DataAnnotations;
 namespace LockN.Usage;
 
 /// <summary>Settings of the <c>Usage</c> configuration section: how the ledger writer queues and batches.</summary>
-public sealed record UsageOptions
+internal sealed record UsageOptions
 {
     public const string Section = "Usage";
 

@@ -9,7 +9,7 @@ namespace LockN.Usage;
 /// record and counts it. One writer thread takes the queue in batches (one SaveChanges each), retrying a batch the
 /// database refused; a graceful stop closes the queue and writes everything in it before returning.
 /// </summary>
-public sealed partial class UsageRecorder : IHostedService, IDisposable
+internal sealed partial class UsageRecorder : IHostedService, IDisposable
 {
     private static readonly TimeSpan DropWarningInterval = TimeSpan.FromMinutes(1);
     private static readonly TimeSpan FirstRetryDelay = TimeSpan.FromMilliseconds(500);

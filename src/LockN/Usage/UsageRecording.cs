@@ -5,7 +5,7 @@ using LockN.Storage;
 namespace LockN.Usage;
 
 /// <summary>The middleware that puts every <c>/v1/</c> request in the usage ledger once its response is done.</summary>
-public static class UsageRecording
+internal static class UsageRecording
 {
     /// <summary>The status recorded for a request whose client went away first (nginx's "client closed request").</summary>
     public const int ClientClosedRequest = 499;

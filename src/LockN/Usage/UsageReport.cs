@@ -7,7 +7,7 @@ using Microsoft.EntityFrameworkCore;
 
 namespace LockN.Usage;
 
-public enum UsageGrouping
+internal enum UsageGrouping
 {
     Model,
     Key,
@@ -18,7 +18,7 @@ public enum UsageGrouping
 /// Which totals to report: grouped by model, key or UTC day, over [<see cref="From"/>, <see cref="To"/>).
 /// Parsed from the same words by <c>GET /admin/usage</c> and <c>lockn usage</c>.
 /// </summary>
-public sealed record UsageQuery(UsageGrouping GroupBy, DateTimeOffset From, DateTimeOffset To)
+internal sealed record UsageQuery(UsageGrouping GroupBy, DateTimeOffset From, DateTimeOffset To)
 {
     public static readonly TimeSpan DefaultSpan = TimeSpan.FromDays(30);
 
@@ -104,26 +104,23 @@ public sealed record UsageQuery(UsageGrouping GroupBy, DateTimeOffset From, Date
 }
 
 /// <summary>Totals of one group: a model, a key or a UTC day (<c>yyyy-MM-dd</c>); null when the records have none.</summary>
-public sealed record UsageTotals(
-    [property: JsonPropertyName("group")] string? Group,
-    [property: JsonPropertyName("requests")] long Requests,
-    [property: JsonPropertyName("audio_seconds")] double AudioSeconds,
-    [property: JsonPropertyName("tokens_in")] long TokensIn,
-    [property: JsonPropertyName("tokens_out")] long TokensOut,
-    [property: JsonPropertyName("errors")] long Errors);
+internal sealed record UsageTotals(
+    string? Group,
+    long Requests,
+    double AudioSeconds,
+    long TokensIn,
+    long TokensOut,
+    long Errors);
 
 /// <summary>The body of <c>GET /admin/usage</c> and of <c>lockn usage --json</c>.</summary>
-public sealed record UsageReport(
-    [property: JsonPropertyName("group_by")] string GroupBy,
-    [property: JsonPropertyName("from")] string From,
-    [property: JsonPropertyName("to")] string To,
-    [property: JsonPropertyName("data")] IReadOnlyList<UsageTotals> Data)
+internal sealed record UsageReport(
+    string GroupBy,
+    string From,
+    string To,
+    IReadOnlyList<UsageTotals> Data,
+    [property: JsonPropertyOrder(-1)] string Object = "list")
 {
     private const long MillisecondsPerDay = 86_400_000;
-
-    [JsonPropertyName("object")]
-    [JsonPropertyOrder(-1)]
-    public string Kind => "list";
 
     /// <summary>Totals per group, added up by the database; the busiest model or key first, days in order.</summary>
     public static async Task<UsageReport> QueryAsync(LockNDatabase database, UsageQuery query, CancellationToken cancellationToken)

@@ -4,7 +4,7 @@ using Microsoft.Extensions.Options;
 
 namespace LockN.Usage;
 
-public static class UsageServiceCollectionExtensions
+internal static class UsageServiceCollectionExtensions
 {
     /// <summary>
     /// The usage ledger: its options (<c>Usage</c> section), and the recorder that writes it in the background.

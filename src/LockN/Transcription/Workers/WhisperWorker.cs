@@ -5,7 +5,7 @@ using System.Threading.Channels;
 
 namespace LockN.Transcription.Workers;
 
-public sealed class WorkerFailedException(string message) : Exception(message);
+internal sealed class WorkerFailedException(string message) : Exception(message);
 
 /// <summary>
 /// The server's handle on one worker process holding one loaded Whisper model.

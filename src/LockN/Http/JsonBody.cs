@@ -1,0 +1,61 @@
+using System.Text.Json;
+using System.Text.Json.Serialization.Metadata;
+
+namespace LockN.Http;
+
+/// <summary>Reads a JSON request body; a wrong type is a 400 naming the field, in LockN's words (never a .NET type name).</summary>
+internal static class JsonBody
+{
+    public static async Task<(T? Body, ApiError? Error)> ReadAsync<T>(HttpRequest request, JsonTypeInfo<T> typeInfo, string example, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return (await JsonSerializer.DeserializeAsync(request.Body, typeInfo, cancellationToken), null);
+        }
+        catch (JsonException ex)
+        {
+            return (default, Describe(ex, typeInfo, example));
+        }
+    }
+
+    private static ApiError Describe(JsonException ex, JsonTypeInfo typeInfo, string example)
+    {
+        // Path is "$.scopes" or "$.scopes[0]": the top-level field is what a client can act on.
+        var field = ex.Path is { Length: > 2 } path && path.StartsWith("$.", StringComparison.Ordinal)
+            ? path[2..].Split('[', '.')[0]
+            : null;
+        if (field is null || typeInfo.Properties.FirstOrDefault(p => p.Name == field) is not { } property)
+        {
+            var where = ex.LineNumber is { } line ? $" (line {line + 1}, byte {ex.BytePositionInLine + 1})" : "";
+            return ApiError.BadRequest($"The body is not valid JSON{where}. Send an object such as {example}.", code: "invalid_json");
+        }
+
+        return ApiError.BadRequest($"'{field}' must be {Expected(property.PropertyType)}.", field, "invalid_type");
+    }
+
+    private static string Expected(Type type)
+    {
+        type = Nullable.GetUnderlyingType(type) ?? type;
+        if (type == typeof(string))
+        {
+            return "a string";
+        }
+
+        if (type == typeof(bool))
+        {
+            return "true or false";
+        }
+
+        if (type == typeof(int) || type == typeof(long))
+        {
+            return "a whole number";
+        }
+
+        if (type == typeof(double) || type == typeof(float))
+        {
+            return "a number";
+        }
+
+        return type.IsAssignableTo(typeof(IEnumerable<string>)) ? "an array of strings" : "of another type";
+    }
+}

@@ -1,0 +1,73 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using LockN.Classification;
+using LockN.Dispatch;
+using LockN.Health;
+using LockN.Keys;
+using LockN.Models;
+using LockN.Scheduling;
+using LockN.Transcription;
+using LockN.Usage;
+
+namespace LockN.Http;
+
+/// <summary>
+/// LockN's one wire convention: every JSON body, event and CLI output is serialised through this context, with
+/// snake_case property names and snake_case enum values, so no DTO needs a name attribute of its own.
+/// </summary>
+[JsonSourceGenerationOptions(
+    PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower,
+    Converters = [
+        typeof(SnakeCaseEnumConverter<ModelState>),
+        typeof(SnakeCaseEnumConverter<BackendState>),
+        typeof(SnakeCaseEnumConverter<ModelKind>),
+        typeof(SnakeCaseEnumConverter<UsageGrouping>)],
+    NumberHandling = JsonNumberHandling.Strict,
+    AllowTrailingCommas = false,
+    ReadCommentHandling = JsonCommentHandling.Disallow)]
+[JsonSerializable(typeof(OpenAiErrorBody))]
+[JsonSerializable(typeof(ModelList))]
+[JsonSerializable(typeof(ModelCard))]
+[JsonSerializable(typeof(JsonTranscription))]
+[JsonSerializable(typeof(VerboseTranscription))]
+[JsonSerializable(typeof(TranscriptionStreamEvent))]
+[JsonSerializable(typeof(ClassificationResult))]
+[JsonSerializable(typeof(ApiKeyResource))]
+[JsonSerializable(typeof(ObjectList<ApiKeyResource>))]
+[JsonSerializable(typeof(CreateKeyBody))]
+[JsonSerializable(typeof(UsageReport))]
+[JsonSerializable(typeof(BackendReport))]
+[JsonSerializable(typeof(ObjectList<BackendReport>))]
+[JsonSerializable(typeof(LivenessReport))]
+[JsonSerializable(typeof(ReadinessReport))]
+internal sealed partial class LockNJsonContext : JsonSerializerContext;
+
+/// <summary>Enum values on the wire: <c>NotLoaded</c> is written <c>not_loaded</c>. Each enum on the wire is listed above.</summary>
+internal sealed class SnakeCaseEnumConverter<T>() : JsonStringEnumConverter<T>(JsonNamingPolicy.SnakeCaseLower, allowIntegerValues: false)
+    where T : struct, Enum;
+
+/// <summary>OpenAI's list envelope: <c>{"object":"list","data":[…]}</c>.</summary>
+internal sealed record ObjectList<T>(IReadOnlyList<T> Data, [property: JsonPropertyOrder(-1)] string Object = "list");
+
+internal static class LockNJson
+{
+    public static JsonSerializerOptions Options => LockNJsonContext.Default.Options;
+
+    /// <summary>Minimal APIs (results, bound bodies, server-sent events) write and read through the same context.</summary>
+    public static IServiceCollection AddLockNJson(this IServiceCollection services) =>
+        services.ConfigureHttpJsonOptions(http =>
+        {
+            http.SerializerOptions.PropertyNamingPolicy = Options.PropertyNamingPolicy;
+            http.SerializerOptions.NumberHandling = Options.NumberHandling;
+            foreach (var converter in Options.Converters)
+            {
+                http.SerializerOptions.Converters.Add(converter);
+            }
+
+            http.SerializerOptions.TypeInfoResolverChain.Insert(0, LockNJsonContext.Default);
+        });
+
+    /// <summary>The wire name of an enum value, as JSON writes it (for logs, CLI tables and pages).</summary>
+    public static string WireName<T>(T value)
+        where T : struct, Enum => JsonNamingPolicy.SnakeCaseLower.ConvertName(value.ToString());
+}

@@ -40,7 +40,7 @@ internal static class AuthOverheadBenchmark
         double P(List<double> values, double p) => Stats.Percentile(values, p) * 1000; // ms → µs
         return
         [
-            "### Keys and usage: added latency per request (issue 3)",
+            "### Keys and usage: added latency per request",
             "",
             $"GET /v1/models on localhost, {Blocks} alternating blocks of {RequestsPerBlock} sequential requests per server, one client.",
             "",

@@ -84,7 +84,7 @@ internal static class ClassificationBenchmark
         var bestApi = Math.Min(apiSeconds, apiParallel);
         return
         [
-            "### Sound-event classification (issue 4)",
+            "### Sound-event classification",
             "",
             $"The {clips.Count} ESC-50 clips (5 s, 44.1 kHz WAV), {passes} passes: one at a time alternating (a) and (b) clip by clip, then {Callers} callers at once on each path, alternating pass by pass.",
             "",

@@ -34,7 +34,7 @@ internal static class DispatchBenchmark
 
         var results = new List<string>
         {
-            "### Dispatch: added latency and throughput against calling llama-server directly (issue 6)",
+            "### Dispatch: added latency and throughput against calling llama-server directly",
             "",
             $"A llama-server stand-in (64 slots, answers at once) on 127.0.0.1, called directly and through LockN in the same run; chat completions with `max_tokens: 1`. " +
             $"Latency: {Blocks} alternating blocks of {RequestsPerBlock} sequential requests per path. Throughput: {Clients} concurrent clients for {ThroughputWindow.TotalSeconds:0} s per path. " +

@@ -42,7 +42,7 @@ internal static class StreamingBenchmark
         var single = await RunStreamAsync(address, keys[0], whole, speed: 1);
         var lines = new List<string>
         {
-            "### Live streaming (issue 5)",
+            "### Live streaming",
             "",
             FormattableString.Invariant($"GET /v1/audio/stream on localhost with the server's default streaming settings (1 Whisper slot, Silero VAD with 500 ms silence, partials every 1 s when the slot is idle), pcm_s16le 16 kHz sent in 20 ms binary messages at 1× real time. The stream is the corpus' utterances back to back, each followed by {GapSeconds} s of silence. **Latency** = arrival of the transcript.completed covering an utterance − (send start + the utterance's end offset in the stream): it includes the VAD's 500 ms of silence before an utterance ends, waiting for the slot and the Whisper run."),
             "",

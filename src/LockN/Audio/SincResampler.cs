@@ -8,8 +8,9 @@ namespace LockN.Audio;
 
 /// <summary>
 /// Band-limited sample-rate conversion by a Kaiser-windowed sinc filter in polyphase form, fed in chunks so a long
-/// input never has to sit in memory at its source rate. The cut-off sits just below the lower Nyquist frequency, so
-/// nothing above 8 kHz folds back into 16 kHz output (stop band ≥ 80 dB) and speech up to ~6.5 kHz passes flat.
+/// input never has to sit in memory at its source rate. The cut-off (7.3 kHz) sits below the 8 kHz Nyquist frequency
+/// of 16 kHz output: the pass band is flat to ~6.3 kHz and the stop band (~90 dB) starts near 8.2 kHz, so the little
+/// that folds back from 8–8.2 kHz lands above 7.8 kHz, outside speech and YAMNet's 7.5 kHz mel range.
 /// Every upload at another rate than 16 kHz passes through here, so the inner loops are vectorised (see
 /// <see cref="OutputBlocks"/>); the filter itself is built once per rate pair and shared.
 /// </summary>

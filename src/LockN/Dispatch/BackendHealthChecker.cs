@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Net.Http.Headers;
 using System.Text.Json;
 using Microsoft.Extensions.Options;
@@ -14,6 +13,7 @@ internal sealed partial class BackendHealthChecker(
     BackendRegistry registry,
     UpstreamClient upstream,
     IOptions<DispatchOptions> options,
+    TimeProvider time,
     ILogger<BackendHealthChecker> logger) : BackgroundService
 {
     private readonly TimeSpan interval = TimeSpan.FromSeconds(options.Value.HealthCheckIntervalSeconds);
@@ -26,7 +26,7 @@ internal sealed partial class BackendHealthChecker(
             return;
         }
 
-        using var timer = new PeriodicTimer(interval);
+        using var timer = new PeriodicTimer(interval, time);
         do
         {
             await Task.WhenAll(registry.All.Select(b => CheckAsync(b, stoppingToken)));
@@ -36,14 +36,14 @@ internal sealed partial class BackendHealthChecker(
 
     public async Task CheckAsync(Backend backend, CancellationToken cancellationToken)
     {
-        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        deadline.CancelAfter(timeout);
-        var started = Stopwatch.GetTimestamp();
+        using var timeoutSource = new CancellationTokenSource(timeout, time);
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeoutSource.Token);
+        var started = time.GetTimestamp();
         string? problem;
         try
         {
             using var response = await SendAsync(backend, "health", deadline.Token);
-            var latency = Stopwatch.GetElapsedTime(started);
+            var latency = time.GetElapsedTime(started);
             if (response.IsSuccessStatusCode)
             {
                 problem = backend.SlotsKnown ? null : await ReadSlotsAsync(backend, deadline.Token);

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Net.Http.Headers;
@@ -30,15 +29,17 @@ internal static partial class DispatchApi
     }
 
     // A Delegate rather than a RequestDelegate, so the returned IResult is written.
-    private static Delegate Forward(string path, bool canStream) => (HttpContext context) => ForwardAsync(context, path, canStream);
+    private static Delegate Forward(string path, bool canStream) =>
+        ([AsParameters] DispatchServices services) => ForwardAsync(services, path, canStream);
 
-    private static async Task<IResult> ForwardAsync(HttpContext context, string path, bool canStream)
+    /// <summary>What forwarding needs, bound by the framework.</summary>
+    internal readonly record struct DispatchServices(
+        HttpContext Context, IOptions<DispatchOptions> Options, BackendRegistry Registry, UpstreamClient Upstream, TimeProvider Time, ILogger<BackendRegistry> Logger);
+
+    private static async Task<IResult> ForwardAsync(DispatchServices services, string path, bool canStream)
     {
-        var arrived = Stopwatch.GetTimestamp();
-        var services = context.RequestServices;
-        var options = services.GetRequiredService<IOptions<DispatchOptions>>().Value;
-        var registry = services.GetRequiredService<BackendRegistry>();
-        var logger = services.GetRequiredService<ILogger<BackendRegistry>>();
+        var (context, options, registry, time, logger) = (services.Context, services.Options.Value, services.Registry, services.Time, services.Logger);
+        var arrived = time.GetTimestamp();
         var clientGone = context.RequestAborted;
 
         if (!IsJson(context.Request.ContentType))
@@ -93,7 +94,7 @@ internal static partial class DispatchApi
         var deadline = askedDeadline is { } asked && asked < backend.Deadline.TotalSeconds
             ? TimeSpan.FromSeconds(asked)
             : backend.Deadline;
-        using var deadlineSource = new CancellationTokenSource(Max(deadline - Stopwatch.GetElapsedTime(arrived), TimeSpan.FromMilliseconds(1)));
+        using var deadlineSource = new CancellationTokenSource(Max(deadline - time.GetElapsedTime(arrived), TimeSpan.FromMilliseconds(1)), time);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(clientGone, deadlineSource.Token);
         var cancellationToken = linked.Token;
 
@@ -104,7 +105,7 @@ internal static partial class DispatchApi
         }
         catch (OperationCanceledException) when (!clientGone.IsCancellationRequested)
         {
-            return ApiError.DeadlineExceeded(backend.ModelId, Stopwatch.GetElapsedTime(arrived)).ToResult();
+            return ApiError.DeadlineExceeded(backend.ModelId, time.GetElapsedTime(arrived)).ToResult();
         }
         catch (OperationCanceledException)
         {
@@ -128,15 +129,15 @@ internal static partial class DispatchApi
             upstreamRequest.Headers.Authorization = new AuthenticationHeaderValue("Bearer", backendKey); // never the client's LockN key
         }
 
-        var sent = Stopwatch.GetTimestamp();
+        var sent = time.GetTimestamp();
         HttpResponseMessage response;
         try
         {
-            response = await services.GetRequiredService<UpstreamClient>().Http.SendAsync(upstreamRequest, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
+            response = await services.Upstream.Http.SendAsync(upstreamRequest, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
         }
         catch (OperationCanceledException)
         {
-            return Cancelled(context, backend, logger, sent, clientGone);
+            return Cancelled(context, backend, logger, time.GetElapsedTime(sent), clientGone);
         }
         catch (HttpRequestException ex)
         {
@@ -151,7 +152,7 @@ internal static partial class DispatchApi
 
         using (response)
         {
-            backend.RecordFirstByte(Stopwatch.GetElapsedTime(sent));
+            backend.RecordFirstByte(time.GetElapsedTime(sent));
             var events = response.Content.Headers.ContentType?.MediaType == "text/event-stream";
             context.Response.StatusCode = (int)response.StatusCode;
             context.Response.ContentType = response.Content.Headers.ContentType?.ToString() ?? "application/json";
@@ -179,7 +180,7 @@ internal static partial class DispatchApi
             }
             catch (OperationCanceledException)
             {
-                return Cancelled(context, backend, logger, sent, clientGone, started: true, events);
+                return Cancelled(context, backend, logger, time.GetElapsedTime(sent), clientGone, started: true, events);
             }
             catch (Exception ex) when (ex is IOException or HttpRequestException or InvalidDataException)
             {
@@ -203,9 +204,9 @@ internal static partial class DispatchApi
     /// The upstream request was cancelled — by the client leaving or by the deadline. Disposing the response (the
     /// caller's using) closes the connection, which is how llama-server learns to stop generating.
     /// </summary>
-    private static IResult Cancelled(HttpContext context, Backend backend, ILogger logger, long sent, CancellationToken clientGone, bool started = false, bool events = false)
+    private static IResult Cancelled(HttpContext context, Backend backend, ILogger logger, TimeSpan sinceSent, CancellationToken clientGone, bool started = false, bool events = false)
     {
-        var elapsed = Stopwatch.GetElapsedTime(sent).TotalMilliseconds;
+        var elapsed = sinceSent.TotalMilliseconds;
         if (clientGone.IsCancellationRequested)
         {
             LogClientGone(logger, backend.Name, elapsed);
@@ -235,9 +236,7 @@ internal static partial class DispatchApi
     {
         try
         {
-            byte[] data = [.. "data: "u8, .. System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(error.ToBody()), .. "\n\n"u8];
-            await context.Response.Body.WriteAsync(data);
-            await context.Response.Body.FlushAsync();
+            await EventStream.WriteAsync(context.Response.Body, error.ToBody(), LockNJsonContext.Default.OpenAiErrorBody, CancellationToken.None);
         }
         catch (Exception ex) when (ex is IOException or OperationCanceledException)
         {

@@ -108,7 +108,10 @@ internal sealed partial class WhisperModels : IHostedService, IAsyncDisposable
         }
     }
 
-    /// <summary>Picks up model files added since start-up (e.g. by a pull). Existing hosts are kept.</summary>
+    /// <summary>
+    /// Finds the model files on disk: at start-up, and once more after the default model was pulled. Files added
+    /// later are seen at the next start.
+    /// </summary>
     private void Rescan()
     {
         lock (gate)

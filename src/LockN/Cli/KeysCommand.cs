@@ -1,3 +1,4 @@
+using LockN.Http;
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
@@ -47,7 +48,7 @@ internal static class KeysCommand
                 var created = await store.CreateAsync(request!, cancellationToken);
                 if (parse.GetValue(json))
                 {
-                    Console.WriteLine(JsonSerializer.Serialize(ApiKeyResource.From(created)));
+                    Console.WriteLine(JsonSerializer.Serialize(ApiKeyResource.From(created), LockNJsonContext.Default.ApiKeyResource));
                 }
                 else
                 {
@@ -70,7 +71,7 @@ internal static class KeysCommand
             var keys = await store.ListAsync(cancellationToken);
             if (parse.GetValue(json))
             {
-                Console.WriteLine(JsonSerializer.Serialize(keys.Select(ApiKeyResource.From)));
+                Console.WriteLine(JsonSerializer.Serialize(keys.Select(ApiKeyResource.From).ToArray(), LockNJsonContext.Default.ApiKeyResourceArray));
                 return 0;
             }
 

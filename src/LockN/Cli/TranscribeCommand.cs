@@ -1,3 +1,4 @@
+using LockN.Http;
 using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json;
@@ -112,7 +113,7 @@ internal static class TranscribeCommand
         {
             "srt" => TranscriptFormats.ToSrt(transcript),
             "vtt" => TranscriptFormats.ToVtt(transcript),
-            "json" => JsonSerializer.Serialize(TranscriptFormats.ToVerboseJson(transcript, translate: false, segments: true, words: false)) + "\n",
+            "json" => JsonSerializer.Serialize(TranscriptFormats.ToVerboseJson(transcript, translate: false, segments: true, words: false), LockNJsonContext.Default.VerboseTranscription) + "\n",
             _ => TranscriptFormats.ToText(transcript),
         });
         var seconds = wall.Elapsed.TotalSeconds;

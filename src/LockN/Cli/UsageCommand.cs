@@ -1,3 +1,4 @@
+using LockN.Http;
 using System.CommandLine;
 using System.Data.Common;
 using System.Globalization;
@@ -57,7 +58,7 @@ internal static class UsageCommand
 
             if (parse.GetValue(json))
             {
-                Console.Out.WriteLine(JsonSerializer.Serialize(report));
+                Console.Out.WriteLine(JsonSerializer.Serialize(report, LockNJsonContext.Default.UsageReport));
                 return 0;
             }
 

@@ -20,8 +20,10 @@ internal static class JsonBody
 
     private static ApiError Describe(JsonException ex, JsonTypeInfo typeInfo, string example)
     {
-        // Path is "$.scopes" or "$.scopes[0]": the top-level field is what a client can act on.
-        var field = ex.Path is { Length: > 2 } path && path.StartsWith("$.", StringComparison.Ordinal)
+        // A syntax error comes from the reader (an inner JsonException); otherwise a value had the wrong type. Its path
+        // is "$.scopes" or "$.scopes[0]": the top-level field is what a client can act on.
+        var syntaxError = ex.InnerException is JsonException;
+        var field = !syntaxError && ex.Path is { Length: > 2 } path && path.StartsWith("$.", StringComparison.Ordinal)
             ? path[2..].Split('[', '.')[0]
             : null;
         if (field is null || typeInfo.Properties.FirstOrDefault(p => p.Name == field) is not { } property)

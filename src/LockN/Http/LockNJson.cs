@@ -34,6 +34,7 @@ namespace LockN.Http;
 [JsonSerializable(typeof(ClassificationResult))]
 [JsonSerializable(typeof(ApiKeyResource))]
 [JsonSerializable(typeof(ObjectList<ApiKeyResource>))]
+[JsonSerializable(typeof(ApiKeyResource[]))]
 [JsonSerializable(typeof(CreateKeyBody))]
 [JsonSerializable(typeof(UsageReport))]
 [JsonSerializable(typeof(BackendReport))]

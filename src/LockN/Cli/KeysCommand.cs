@@ -1,7 +1,7 @@
-using LockN.Http;
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
+using LockN.Http;
 using LockN.Keys;
 using LockN.Storage;
 using Microsoft.Extensions.Options;

@@ -1,8 +1,8 @@
-using LockN.Http;
 using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json;
 using LockN.Audio;
+using LockN.Http;
 using LockN.Models;
 using LockN.Transcription;
 using Microsoft.Extensions.Logging.Abstractions;

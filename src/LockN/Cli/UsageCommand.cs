@@ -1,8 +1,8 @@
-using LockN.Http;
 using System.CommandLine;
 using System.Data.Common;
 using System.Globalization;
 using System.Text.Json;
+using LockN.Http;
 using LockN.Storage;
 using LockN.Usage;
 using Spectre.Console;

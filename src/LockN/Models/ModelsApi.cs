@@ -1,6 +1,6 @@
-using LockN.Http;
 using LockN.Classification;
 using LockN.Dispatch;
+using LockN.Http;
 using LockN.Transcription;
 
 namespace LockN.Models;

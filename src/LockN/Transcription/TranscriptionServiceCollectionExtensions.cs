@@ -1,6 +1,6 @@
 using LockN.Hosting;
-using LockN.Scheduling;
 using LockN.Models;
+using LockN.Scheduling;
 
 namespace LockN.Transcription;
 

@@ -1,5 +1,5 @@
-using LockN.Scheduling;
 using LockN.Models;
+using LockN.Scheduling;
 using LockN.Transcription.Workers;
 using Microsoft.Extensions.Options;
 

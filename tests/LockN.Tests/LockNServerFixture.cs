@@ -35,6 +35,11 @@ public class LockNServerFixture : IAsyncLifetime
     /// <summary>Settings on top of the test defaults; override to build a server with other limits.</summary>
     protected virtual IDictionary<string, string?> Settings => new Dictionary<string, string?>();
 
+    /// <summary>Replaces services of the server before it is built; override to give it, e.g., a fake clock.</summary>
+    protected virtual void ConfigureServices(IServiceCollection services)
+    {
+    }
+
     public virtual async ValueTask InitializeAsync()
     {
         var settings = new Dictionary<string, string?>
@@ -51,7 +56,7 @@ public class LockNServerFixture : IAsyncLifetime
             settings[key] = value;
         }
 
-        app = LockNServer.Build(settings, logging => logging.AddProvider(Logs));
+        app = LockNServer.Build(settings, logging => logging.AddProvider(Logs), ConfigureServices);
         await app.StartAsync();
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         BaseAddress = new Uri(address);

@@ -9,7 +9,7 @@ namespace LockN.Keys;
 /// Also writes last-used times in batches while the server runs.
 /// </summary>
 internal sealed partial class AdminKeyBootstrap(
-    ApiKeyStore store, IConfiguration configuration, IOptions<KeysOptions> options, ILogger<AdminKeyBootstrap> logger) : BackgroundService
+    ApiKeyStore store, IConfiguration configuration, IOptions<KeysOptions> options, TimeProvider time, ILogger<AdminKeyBootstrap> logger) : BackgroundService
 {
     public const string AdminKeyFileName = "admin-key";
 
@@ -60,7 +60,7 @@ internal sealed partial class AdminKeyBootstrap(
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(options.Value.LastUsedFlushSeconds));
+        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(options.Value.LastUsedFlushSeconds), time);
         try
         {
             while (await timer.WaitForNextTickAsync(stoppingToken))

@@ -3,31 +3,29 @@ using System.Security.Claims;
 using System.Threading.RateLimiting;
 using LockN.Http;
 using Microsoft.AspNetCore.Authorization;
+using Microsoft.AspNetCore.RateLimiting;
 
 namespace LockN.Keys;
 
 /// <summary>
-/// Per-key limits with ASP.NET Core's rate limiter: requests per minute (sliding window) and requests in flight.
-/// Requests without a key are not limited here; authentication refuses them, and the failure throttle limits guessing.
-/// Open endpoints (health probes) are not limited either: a probe that happens to carry a key must not spend its quota.
+/// Per-key limits through ASP.NET Core's rate-limiting middleware: requests per minute (a sliding window on the
+/// injected clock) and requests in flight. Requests without a key are not limited here; authentication refuses
+/// them, and the failure throttle limits guessing. Open endpoints (health probes) are not limited either: a probe
+/// that happens to carry a key must not spend its quota.
 /// </summary>
 internal static class KeyRateLimits
 {
     public static IServiceCollection AddKeyRateLimits(this IServiceCollection services)
     {
-        services.AddRateLimiter(limiter =>
+        services.AddRateLimiter(_ => { });
+        services.AddOptions<RateLimiterOptions>().Configure<TimeProvider>((limiter, time) =>
         {
             limiter.GlobalLimiter = PartitionedRateLimiter.CreateChained(
                 PartitionedRateLimiter.Create<HttpContext, string>(context =>
                     LimitedKeyOf(context) is not { } key
                         ? RateLimitPartition.GetNoLimiter("")
-                        : RateLimitPartition.GetSlidingWindowLimiter($"{key}:rpm", _ => new SlidingWindowRateLimiterOptions
-                        {
-                            PermitLimit = Limit(context.User, ApiKeyAuthenticationHandler.RequestsPerMinuteClaim),
-                            Window = TimeSpan.FromMinutes(1),
-                            SegmentsPerWindow = 12,
-                            QueueLimit = 0,
-                        })),
+                        : RateLimitPartition.Get($"{key}:rpm", _ =>
+                            new RequestsPerMinuteLimiter(Limit(context.User, ApiKeyAuthenticationHandler.RequestsPerMinuteClaim), time))),
                 PartitionedRateLimiter.Create<HttpContext, string>(context =>
                     LimitedKeyOf(context) is not { } key
                         ? RateLimitPartition.GetNoLimiter("")

@@ -25,7 +25,6 @@ internal static partial class KeysServiceCollectionExtensions
     public static IServiceCollection AddKeys(this IServiceCollection services, IConfiguration configuration)
     {
         services.AddValidatedOptions<KeysOptions>(configuration, KeysOptions.Section);
-        services.AddSingleton(TimeProvider.System);
         services.AddSingleton<ApiKeyHasher>();
         services.AddSingleton<ApiKeyStore>();
         services.AddSingleton<FailedAuthenticationThrottle>();

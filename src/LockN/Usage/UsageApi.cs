@@ -13,9 +13,10 @@ internal static class UsageApi
             [FromQuery] string? from,
             [FromQuery] string? to,
             LockNDatabase database,
+            TimeProvider time,
             CancellationToken cancellationToken) =>
         {
-            var (query, error) = UsageQuery.Parse(groupBy, from, to, DateTimeOffset.UtcNow);
+            var (query, error) = UsageQuery.Parse(groupBy, from, to, time.GetUtcNow());
             if (error is not null)
             {
                 return error.ToResult();

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Threading.Channels;
 using LockN.Storage;
 
@@ -17,6 +16,7 @@ internal sealed partial class UsageRecorder : IHostedService, IDisposable
     private readonly Channel<UsageRecord> queue;
     private readonly LockNDatabase database;
     private readonly UsageOptions options;
+    private readonly TimeProvider time;
     private readonly ILogger logger;
 
     // Cancelled when the host stops: the writer no longer waits for a batch to fill.
@@ -32,10 +32,11 @@ internal sealed partial class UsageRecorder : IHostedService, IDisposable
     private long written;
     private long nextDropWarning;
 
-    public UsageRecorder(LockNDatabase database, UsageOptions options, string node, ILogger<UsageRecorder> logger)
+    public UsageRecorder(LockNDatabase database, UsageOptions options, string node, TimeProvider time, ILogger<UsageRecorder> logger)
     {
         this.database = database;
         this.options = options;
+        this.time = time;
         this.logger = logger;
         Node = node;
         queue = Channel.CreateBounded<UsageRecord>(new BoundedChannelOptions(options.QueueCapacity)
@@ -69,9 +70,9 @@ internal sealed partial class UsageRecorder : IHostedService, IDisposable
         }
 
         var total = Interlocked.Increment(ref dropped);
-        var now = Stopwatch.GetTimestamp();
+        var now = time.GetTimestamp();
         var due = Interlocked.Read(ref nextDropWarning);
-        var next = now + (long)(DropWarningInterval.TotalSeconds * Stopwatch.Frequency);
+        var next = now + (long)(DropWarningInterval.TotalSeconds * time.TimestampFrequency);
         if (now >= due && Interlocked.CompareExchange(ref nextDropWarning, next, due) == due)
         {
             LogDropped(logger, options.QueueCapacity, total);
@@ -155,7 +156,8 @@ internal sealed partial class UsageRecorder : IHostedService, IDisposable
     /// <summary>Takes records until the batch is full or the flush interval has passed (at once when stopping).</summary>
     private void Fill(List<UsageRecord> batch)
     {
-        var deadline = Stopwatch.GetTimestamp() + (long)(options.FlushIntervalMilliseconds / 1000.0 * Stopwatch.Frequency);
+        var started = time.GetTimestamp();
+        var interval = TimeSpan.FromMilliseconds(options.FlushIntervalMilliseconds);
         while (true)
         {
             while (batch.Count < options.BatchSize && queue.Reader.TryRead(out var record))
@@ -163,14 +165,14 @@ internal sealed partial class UsageRecorder : IHostedService, IDisposable
                 batch.Add(record);
             }
 
-            var remaining = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), deadline);
+            var remaining = interval - time.GetElapsedTime(started);
             if (batch.Count >= options.BatchSize || stopping.IsCancellationRequested || remaining <= TimeSpan.Zero)
             {
                 return;
             }
 
-            using var wait = CancellationTokenSource.CreateLinkedTokenSource(stopping.Token);
-            wait.CancelAfter(remaining);
+            using var flushDue = new CancellationTokenSource(remaining, time);
+            using var wait = CancellationTokenSource.CreateLinkedTokenSource(stopping.Token, flushDue.Token);
             try
             {
                 if (!WaitToRead(wait.Token))
@@ -214,10 +216,7 @@ internal sealed partial class UsageRecorder : IHostedService, IDisposable
 
                 var delay = FirstRetryDelay * Math.Pow(2, attempt);
                 LogBatchRetry(logger, batch.Count, database.Description, delay.TotalSeconds, ex.Message);
-                if (abandon.Token.WaitHandle.WaitOne(delay))
-                {
-                    throw new OperationCanceledException(abandon.Token);
-                }
+                Task.Delay(delay, time, abandon.Token).GetAwaiter().GetResult(); // throws when the host stops waiting
             }
         }
     }

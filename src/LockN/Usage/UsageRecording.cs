@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using LockN.Keys;
 using LockN.Storage;
 
@@ -14,6 +13,7 @@ internal static class UsageRecording
     public static IApplicationBuilder UseUsageRecording(this IApplicationBuilder app)
     {
         var recorder = app.ApplicationServices.GetRequiredService<UsageRecorder>();
+        var time = app.ApplicationServices.GetRequiredService<TimeProvider>();
         if (!app.ApplicationServices.GetRequiredService<Microsoft.Extensions.Options.IOptions<UsageOptions>>().Value.Enabled)
         {
             return app;
@@ -27,7 +27,7 @@ internal static class UsageRecording
                 return;
             }
 
-            var started = Stopwatch.GetTimestamp();
+            var started = time.GetTimestamp();
             var usage = UsageFeature.For(context);
             var failed = false;
             try
@@ -41,12 +41,12 @@ internal static class UsageRecording
             }
             finally
             {
-                recorder.TryRecord(Describe(context, usage, recorder.Node, failed, Stopwatch.GetElapsedTime(started)));
+                recorder.TryRecord(Describe(context, usage, recorder.Node, failed, time.GetUtcNow(), time.GetElapsedTime(started)));
             }
         });
     }
 
-    private static UsageRecord Describe(HttpContext context, UsageFeature usage, string node, bool failed, TimeSpan latency)
+    private static UsageRecord Describe(HttpContext context, UsageFeature usage, string node, bool failed, DateTimeOffset at, TimeSpan latency)
     {
         var status = context.RequestAborted.IsCancellationRequested ? ClientClosedRequest
             : failed && !context.Response.HasStarted ? StatusCodes.Status500InternalServerError
@@ -56,7 +56,7 @@ internal static class UsageRecording
         var endpoint = (context.GetEndpoint() as RouteEndpoint)?.RoutePattern.RawText ?? context.Request.Path.Value ?? "";
         return new UsageRecord
         {
-            At = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(),
+            At = at.ToUnixTimeMilliseconds(),
             KeyId = Fit(context.User.FindFirst(ApiKeyClaims.KeyId)?.Value, 40),
             Endpoint = Fit(endpoint, 100)!,
             Model = Fit(usage.Model, 200),

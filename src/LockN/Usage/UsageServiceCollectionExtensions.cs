@@ -19,6 +19,7 @@ internal static class UsageServiceCollectionExtensions
             sp.GetRequiredService<LockNDatabase>(),
             sp.GetRequiredService<IOptions<UsageOptions>>().Value,
             node,
+            sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<ILogger<UsageRecorder>>()));
         services.AddHostedService(sp => sp.GetRequiredService<UsageRecorder>());
         return services;

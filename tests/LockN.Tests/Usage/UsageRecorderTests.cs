@@ -6,6 +6,7 @@ using LockN.Tests.Storage;
 using LockN.Usage;
 using Microsoft.Data.Sqlite;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Time.Testing;
 using Npgsql;
 
 namespace LockN.Tests.Usage;
@@ -50,21 +51,75 @@ public class UsageRecorderTests(PostgresServer postgres)
         // No schema yet: every insert fails until the test migrates.
         await using var test = await TestDatabase.CreateAsync(provider, postgres);
         var logs = new CapturedLogs();
-        using var recorder = Recorder(test.Database, logs, new UsageOptions { FlushIntervalMilliseconds = 0, WriteRetries = 6 });
+        var clock = new FakeTimeProvider();
+        using var recorder = Recorder(test.Database, logs, new UsageOptions { FlushIntervalMilliseconds = 0, WriteRetries = 6 }, clock);
         await recorder.StartAsync(CancellationToken.None);
         for (var i = 0; i < 7; i++)
         {
             Assert.True(recorder.TryRecord(Record(i)));
         }
 
+        // The writer now waits out its first retry delay, which passes only when the test moves the clock.
         await WaitForAsync(() => Task.FromResult(logs.Lines.Any(l => l.Contains("retrying", StringComparison.Ordinal))), TimeSpan.FromSeconds(10));
         await test.Database.MigrateAsync(CancellationToken.None);
+        await WaitForAsync(() =>
+        {
+            clock.Advance(TimeSpan.FromMilliseconds(500)); // again if the writer had not started waiting yet
+            return Task.FromResult(recorder.Written == 7);
+        }, TimeSpan.FromSeconds(10));
         await recorder.StopAsync(CancellationToken.None);
 
         Assert.Equal(7, recorder.Written);
         Assert.Equal(0, recorder.Lost);
+        Assert.Single(logs.Lines, l => l.Contains("retrying", StringComparison.Ordinal)); // one failure, one retry
         await using var db = test.Database.Open();
         Assert.Equal(7, await db.Usage.CountAsync());
+    }
+
+    [Fact]
+    public async Task A_partial_batch_is_written_when_the_flush_interval_has_passed()
+    {
+        await using var test = await TestDatabase.CreateAsync(Provider.Sqlite, postgres);
+        await test.Database.MigrateAsync(CancellationToken.None);
+        var clock = new FakeTimeProvider();
+        using var recorder = Recorder(test.Database, new CapturedLogs(), new UsageOptions { FlushIntervalMilliseconds = 60_000, BatchSize = 500 }, clock);
+        await recorder.StartAsync(CancellationToken.None);
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.True(recorder.TryRecord(Record(i)));
+        }
+
+        await WaitForAsync(() => Task.FromResult(recorder.Queued == 0), TimeSpan.FromSeconds(10)); // taken into the batch
+        clock.Advance(TimeSpan.FromSeconds(59));
+        var writtenBeforeTheInterval = recorder.Written;
+        clock.Advance(TimeSpan.FromSeconds(1));
+        await WaitForAsync(() => Task.FromResult(recorder.Written == 3), TimeSpan.FromSeconds(10));
+
+        Assert.Equal(0, writtenBeforeTheInterval);
+        await using var db = test.Database.Open();
+        Assert.Equal(3, await db.Usage.CountAsync());
+        await recorder.StopAsync(CancellationToken.None);
+    }
+
+    [Fact]
+    public async Task Dropped_records_are_warned_about_at_most_once_a_minute()
+    {
+        await using var test = await TestDatabase.CreateAsync(Provider.Sqlite, postgres);
+        var logs = new CapturedLogs();
+        var clock = new FakeTimeProvider();
+        using var recorder = Recorder(test.Database, logs, new UsageOptions { QueueCapacity = 1 }, clock);
+        Assert.True(recorder.TryRecord(Record(0))); // not started: the queue stays full
+
+        var warnings = new List<int>();
+        foreach (var step in new[] { 0, 30, 29, 1, 59, 1 })
+        {
+            clock.Advance(TimeSpan.FromSeconds(step));
+            Assert.False(recorder.TryRecord(Record(1)));
+            warnings.Add(logs.Lines.Count(l => l.Contains("queue is full", StringComparison.Ordinal)));
+        }
+
+        Assert.Equal([1, 1, 1, 2, 2, 3], warnings);
+        Assert.Equal(6, recorder.Dropped);
     }
 
     [Theory]
@@ -135,10 +190,10 @@ public class UsageRecorderTests(PostgresServer postgres)
         }
     }
 
-    private static UsageRecorder Recorder(LockNDatabase database, CapturedLogs logs, UsageOptions options)
+    private static UsageRecorder Recorder(LockNDatabase database, CapturedLogs logs, UsageOptions options, TimeProvider? clock = null)
     {
         var factory = LoggerFactory.Create(logging => logging.AddProvider(logs));
-        return new UsageRecorder(database, options, "recorder-test", factory.CreateLogger<UsageRecorder>());
+        return new UsageRecorder(database, options, "recorder-test", clock ?? new FakeTimeProvider(), factory.CreateLogger<UsageRecorder>());
     }
 
     private static UsageRecord Record(int i) => new()

@@ -1,7 +1,11 @@
 using System.Diagnostics;
 using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
 using LockN.Tests.Storage;
+using LockN.Usage;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Time.Testing;
 
 namespace LockN.Tests.Usage;
 
@@ -9,6 +13,33 @@ namespace LockN.Tests.Usage;
 public class UsageRecordingTests(PostgresServer postgres)
 {
     private static readonly byte[] TwoMinutes = TestAudio.NoiseWav(120);
+
+    [Fact]
+    public async Task Requests_are_stamped_and_timed_and_reports_bounded_by_the_servers_clock()
+    {
+        await using var test = await TestDatabase.CreateAsync(Provider.Sqlite, postgres);
+        var node = "clocked-" + Guid.NewGuid().ToString("N")[..8];
+        var clock = new FakeTimeProvider(new DateTimeOffset(2031, 5, 6, 7, 8, 9, 123, TimeSpan.Zero));
+        var server = await LedgerServer.StartAsync(test, node, clock: clock);
+        JsonElement report;
+        try
+        {
+            using var response = await server.Client.GetAsync("/v1/models");
+            response.EnsureSuccessStatusCode();
+            report = await server.Client.GetFromJsonAsync<JsonElement>("/admin/usage");
+        }
+        finally
+        {
+            await server.DisposeAsync(); // graceful: the ledger is flushed
+        }
+
+        await using var db = test.Database.Open();
+        var row = await db.Usage.SingleAsync(u => u.Node == node);
+        Assert.Equal(clock.GetUtcNow().ToUnixTimeMilliseconds(), row.At);
+        Assert.Equal(0, row.LatencyMs); // the clock did not move while the request ran
+        Assert.Equal(UsageQuery.Format(clock.GetUtcNow()), report.GetProperty("to").GetString());
+        Assert.Equal(UsageQuery.Format(clock.GetUtcNow().AddDays(-30)), report.GetProperty("from").GetString());
+    }
 
     [Theory]
     [InlineData(Provider.Sqlite)]

@@ -9,11 +9,19 @@ using Microsoft.EntityFrameworkCore;
 namespace LockN.Tests.Usage;
 
 /// <summary>A LockN server on a given database, with extra settings; dispose it for a graceful stop.</summary>
-public sealed class LedgerServer(IDictionary<string, string?> settings) : LockNServerFixture
+public sealed class LedgerServer(IDictionary<string, string?> settings, TimeProvider? clock = null) : LockNServerFixture
 {
     protected override IDictionary<string, string?> Settings => settings;
 
-    public static async Task<LedgerServer> StartAsync(TestDatabase database, string node, IDictionary<string, string?>? extra = null)
+    protected override void ConfigureServices(IServiceCollection services)
+    {
+        if (clock is not null)
+        {
+            services.AddSingleton(clock);
+        }
+    }
+
+    public static async Task<LedgerServer> StartAsync(TestDatabase database, string node, IDictionary<string, string?>? extra = null, TimeProvider? clock = null)
     {
         var settings = new Dictionary<string, string?>(database.Settings) { ["Node"] = node };
         foreach (var (key, value) in extra ?? new Dictionary<string, string?>())
@@ -21,7 +29,7 @@ public sealed class LedgerServer(IDictionary<string, string?> settings) : LockNS
             settings[key] = value;
         }
 
-        var server = new LedgerServer(settings);
+        var server = new LedgerServer(settings, clock);
         await server.InitializeAsync();
         return server;
     }

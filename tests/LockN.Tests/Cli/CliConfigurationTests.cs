@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Microsoft.Extensions.Configuration;
 
 namespace LockN.Tests.Cli;
 
@@ -92,6 +93,19 @@ public sealed class CliConfigurationTests : IDisposable
 
         Assert.True(created.ExitCode == 0, created.Stderr);
         Assert.True(File.Exists(Path.Combine(configured, "lockn.db")));
+    }
+
+    [Theory]
+    [InlineData(null, "http://127.0.0.1:8080")]
+    [InlineData("http://127.0.0.1:9000;http://10.0.0.5:9001", "http://127.0.0.1:9000")]
+    [InlineData("http://0.0.0.0:9000", "http://127.0.0.1:9000")]
+    [InlineData("https://*:9443", "https://127.0.0.1:9443")]
+    [InlineData("http://[::]:9000", "http://[::1]:9000")]
+    public void Stream_reaches_the_configured_server_at_the_first_of_its_addresses(string? urls, string expected)
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { ["Urls"] = urls }).Build();
+
+        Assert.Equal(expected, LockN.Hosting.LockNConfiguration.LocalServerAddress(configuration));
     }
 
     public void Dispose()

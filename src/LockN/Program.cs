@@ -1,17 +1,16 @@
 using System.CommandLine;
 using LockN.Cli;
-using LockN.Hosting;
 
-var configuration = LockNConfiguration.Build();
+// Every command reads its settings as serve does (LockNConfiguration), through CommandHost or LockNServer.Build.
 var root = new RootCommand("LockN: a self-hosted, OpenAI-compatible speech service")
 {
     ServeCommand.Create(),
-    TranscribeCommand.Create(configuration),
-    ClassifyCommand.Create(configuration),
-    StreamCommand.Create(configuration),
-    ModelsCommand.Create(configuration),
-    KeysCommand.Create(configuration),
-    UsageCommand.Create(configuration),
+    TranscribeCommand.Create(),
+    ClassifyCommand.Create(),
+    StreamCommand.Create(),
+    ModelsCommand.Create(),
+    KeysCommand.Create(),
+    UsageCommand.Create(),
     WorkerCommand.Create(),
 };
 return await root.Parse(args).InvokeAsync();

@@ -3,8 +3,6 @@ using System.Globalization;
 using LockN.Audio;
 using LockN.Classification;
 using LockN.Models;
-using Microsoft.Extensions.Logging.Abstractions;
-using Microsoft.Extensions.Options;
 using Spectre.Console;
 
 namespace LockN.Cli;
@@ -12,78 +10,79 @@ namespace LockN.Cli;
 /// <summary><c>lockn classify FILE... [--top-k N] [--events]</c>: YAMNet sound events in this process, as a table.</summary>
 internal static class ClassifyCommand
 {
-    public static Command Create(IConfiguration configuration)
+    public static Command Create()
     {
         var files = new Argument<FileInfo[]>("files") { Arity = ArgumentArity.OneOrMore, Description = "Audio files (wav, mp3, flac, ogg, ...)" };
         var topK = new Option<int>("--top-k") { DefaultValueFactory = _ => 5, Description = "Labels per file" };
         var events = new Option<bool>("--events") { Description = "Also list events (runs of windows above the threshold)" };
         var threshold = new Option<double>("--threshold") { DefaultValueFactory = _ => 0, Description = "Lowest score reported (events use 0.3 when unset)" };
         var excludeGeneric = new Option<bool>("--exclude-generic") { Description = "Leave catch-all labels (Silence, Animal, Vehicle, ...) out" };
-        var models = new Option<string?>("--models") { Description = "Model directories, ';'-separated (env LOCKN_MODELS)" };
+        var models = CommandHost.ModelsOption();
         var command = new Command("classify", "Classify sound events in audio files with YAMNet, in this process") { files, topK, events, threshold, excludeGeneric, models };
-        command.SetAction(async (parse, cancellationToken) =>
-        {
-            var options = configuration.GetSection(ClassificationOptions.Section).Get<ClassificationOptions>() ?? new ClassificationOptions();
-            var directories = parse.GetValue(models) is { } dirs ? ModelDirectories.Parse(dirs) : ModelDirectories.FromConfiguration(configuration);
-            using var host = new YamnetHost(Options.Create(options), directories, new Scheduling.SlotSchedulers(TimeProvider.System), NullLogger<YamnetHost>.Instance);
-            if (!host.IsAvailable)
+        command.SetAction((parse, cancellationToken) => CommandHost.RunAsync(
+            new Dictionary<string, string?> { [ModelDirectories.ConfigurationKey] = parse.GetValue(models) },
+            (services, configuration) => services.AddAudioDecoding(configuration).AddClassification(configuration),
+            async services =>
             {
-                await Console.Error.WriteLineAsync($"lockn: {options.ModelFile} not found in {directories}; pass --models DIR.");
-                return 1;
-            }
-
-            var model = await host.GetModelAsync();
-            var query = new ClassificationQuery
-            {
-                TopK = Math.Clamp(parse.GetValue(topK), 1, model.Classes.Count),
-                Threshold = parse.GetValue(threshold),
-                ExcludeGeneric = parse.GetValue(excludeGeneric),
-                Events = parse.GetValue(events),
-            };
-            var decoder = new AudioDecoder(Options.Create(configuration.GetSection(AudioOptions.Section).Get<AudioOptions>() ?? new AudioOptions()), NullLogger<AudioDecoder>.Instance);
-            var table = new Table().AddColumns("file", "seconds", "label", "score");
-            var eventTable = new Table().AddColumns("file", "event", "start s", "end s", "peak");
-            var exitCode = 0;
-            foreach (var file in parse.GetValue(files)!)
-            {
-                AudioDecodeResult decoded;
-                try
+                var host = services.Get<YamnetHost>();
+                if (!host.IsAvailable)
                 {
-                    await using var stream = file.OpenRead();
-                    decoded = await decoder.DecodeAsync(stream, cancellationToken);
-                }
-                catch (IOException ex)
-                {
-                    decoded = AudioDecodeResult.Failure(AudioDecodeError.Malformed, ex.Message);
+                    await Console.Error.WriteLineAsync($"lockn: {services.Options<ClassificationOptions>().ModelFile} not found in {services.Get<ModelDirectories>()}; pass --models DIR.");
+                    return 1;
                 }
 
-                if (!decoded.Succeeded)
+                var model = await host.GetModelAsync();
+                var query = new ClassificationQuery
                 {
-                    await Console.Error.WriteLineAsync($"lockn: {file.Name}: {decoded.Message}");
-                    exitCode = 1;
-                    continue;
+                    TopK = Math.Clamp(parse.GetValue(topK), 1, model.Classes.Count),
+                    Threshold = parse.GetValue(threshold),
+                    ExcludeGeneric = parse.GetValue(excludeGeneric),
+                    Events = parse.GetValue(events),
+                };
+                var decoder = services.Get<AudioDecoder>();
+                var table = new Table().AddColumns("file", "seconds", "label", "score");
+                var eventTable = new Table().AddColumns("file", "event", "start s", "end s", "peak");
+                var exitCode = 0;
+                foreach (var file in parse.GetValue(files)!)
+                {
+                    AudioDecodeResult decoded;
+                    try
+                    {
+                        await using var stream = file.OpenRead();
+                        decoded = await decoder.DecodeAsync(stream, cancellationToken);
+                    }
+                    catch (IOException ex)
+                    {
+                        decoded = AudioDecodeResult.Failure(AudioDecodeError.Malformed, ex.Message);
+                    }
+
+                    if (!decoded.Succeeded)
+                    {
+                        await Console.Error.WriteLineAsync($"lockn: {file.Name}: {decoded.Message}");
+                        exitCode = 1;
+                        continue;
+                    }
+
+                    var result = SoundClassifier.Summarise(model.Score(decoded.Audio!.Samples, cancellationToken), decoded.Audio.DurationSeconds, model.Classes, host.GenericLabels, query);
+                    foreach (var label in result.Labels)
+                    {
+                        table.AddRow(Markup.Escape(file.Name), Number(result.Duration), Markup.Escape(label.Label), Number(label.Score));
+                    }
+
+                    foreach (var soundEvent in result.Events ?? [])
+                    {
+                        eventTable.AddRow(Markup.Escape(file.Name), Markup.Escape(soundEvent.Label), Number(soundEvent.Start), Number(soundEvent.End), Number(soundEvent.Peak));
+                    }
                 }
 
-                var result = SoundClassifier.Summarise(model.Score(decoded.Audio!.Samples, cancellationToken), decoded.Audio.DurationSeconds, model.Classes, host.GenericLabels, query);
-                foreach (var label in result.Labels)
+                AnsiConsole.Write(table);
+                if (query.Events)
                 {
-                    table.AddRow(Markup.Escape(file.Name), Number(result.Duration), Markup.Escape(label.Label), Number(label.Score));
+                    AnsiConsole.Write(eventTable);
                 }
 
-                foreach (var soundEvent in result.Events ?? [])
-                {
-                    eventTable.AddRow(Markup.Escape(file.Name), Markup.Escape(soundEvent.Label), Number(soundEvent.Start), Number(soundEvent.End), Number(soundEvent.Peak));
-                }
-            }
-
-            AnsiConsole.Write(table);
-            if (query.Events)
-            {
-                AnsiConsole.Write(eventTable);
-            }
-
-            return exitCode;
-        });
+                return exitCode;
+            }));
         return command;
     }
 

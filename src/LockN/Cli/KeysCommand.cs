@@ -1,10 +1,10 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
+using LockN.Hosting;
 using LockN.Http;
 using LockN.Keys;
 using LockN.Storage;
-using Microsoft.Extensions.Options;
 using Spectre.Console;
 
 namespace LockN.Cli;
@@ -15,16 +15,16 @@ namespace LockN.Cli;
 /// </summary>
 internal static class KeysCommand
 {
-    public static Command Create(IConfiguration configuration)
+    public static Command Create()
     {
         var command = new Command("keys", "Create, list and revoke API keys");
-        command.Subcommands.Add(CreateKey(configuration));
-        command.Subcommands.Add(ListKeys(configuration));
-        command.Subcommands.Add(RevokeKey(configuration));
+        command.Subcommands.Add(CreateKey());
+        command.Subcommands.Add(ListKeys());
+        command.Subcommands.Add(RevokeKey());
         return command;
     }
 
-    private static Command CreateKey(IConfiguration configuration)
+    private static Command CreateKey()
     {
         var name = new Option<string>("--name") { Required = true, Description = "What the key is for" };
         var scopes = new Option<string>("--scopes") { DefaultValueFactory = _ => ApiKeyScopes.Transcribe, Description = $"Comma-separated: {string.Join(", ", ApiKeyScopes.All)}" };
@@ -32,41 +32,40 @@ internal static class KeysCommand
         var rpm = new Option<int?>("--requests-per-minute") { Description = "Per-key request rate limit (default: Keys:DefaultRequestsPerMinute)" };
         var concurrency = new Option<int?>("--max-concurrent") { Description = "Per-key limit on requests in flight (default: Keys:DefaultMaxConcurrentRequests)" };
         var json = new Option<bool>("--json") { Description = "Print the new key as JSON (for scripts)" };
-        var command = new Command("create", "Create a key; its secret is shown once") { name, scopes, expiresInDays, rpm, concurrency, json };
-        command.SetAction(async (parse, cancellationToken) =>
+        var data = CommandHost.DataOption();
+        var command = new Command("create", "Create a key; its secret is shown once") { name, scopes, expiresInDays, rpm, concurrency, json, data };
+        command.SetAction((parse, cancellationToken) => WithStoreAsync(parse, data, async (store, time) =>
         {
             var body = new CreateKeyBody(parse.GetValue(name), parse.GetValue(scopes)!.Split(','), null, parse.GetValue(expiresInDays), parse.GetValue(rpm), parse.GetValue(concurrency));
-            var (request, error) = KeysApi.Validate(body, DateTimeOffset.UtcNow);
+            var (request, error) = KeysApi.Validate(body, time.GetUtcNow());
             if (error is not null)
             {
                 await Console.Error.WriteLineAsync($"lockn: {error.Message}");
                 return 2;
             }
 
-            return await WithStoreAsync(configuration, async store =>
+            var created = await store.CreateAsync(request!, cancellationToken);
+            if (parse.GetValue(json))
             {
-                var created = await store.CreateAsync(request!, cancellationToken);
-                if (parse.GetValue(json))
-                {
-                    Console.WriteLine(JsonSerializer.Serialize(ApiKeyResource.From(created), LockNJsonContext.Default.ApiKeyResource));
-                }
-                else
-                {
-                    Console.WriteLine($"Created {created.Id} ({created.Name}, scopes {string.Join(' ', created.Scopes)}). The key, shown once:");
-                    Console.WriteLine(created.Key);
-                }
+                Console.WriteLine(JsonSerializer.Serialize(ApiKeyResource.From(created), LockNJsonContext.Default.ApiKeyResource));
+            }
+            else
+            {
+                Console.WriteLine($"Created {created.Id} ({created.Name}, scopes {string.Join(' ', created.Scopes)}). The key, shown once:");
+                Console.WriteLine(created.Key);
+            }
 
-                return 0;
-            });
-        });
+            return 0;
+        }, cancellationToken));
         return command;
     }
 
-    private static Command ListKeys(IConfiguration configuration)
+    private static Command ListKeys()
     {
         var json = new Option<bool>("--json") { Description = "Print JSON" };
-        var command = new Command("list", "List keys (never their secrets)") { json };
-        command.SetAction(async (parse, cancellationToken) => await WithStoreAsync(configuration, async store =>
+        var data = CommandHost.DataOption();
+        var command = new Command("list", "List keys (never their secrets)") { json, data };
+        command.SetAction((parse, cancellationToken) => WithStoreAsync(parse, data, async (store, time) =>
         {
             var keys = await store.ListAsync(cancellationToken);
             if (parse.GetValue(json))
@@ -75,24 +74,26 @@ internal static class KeysCommand
                 return 0;
             }
 
+            var now = time.GetUtcNow();
             var table = new Table().AddColumns("id", "name", "scopes", "created", "expires", "state", "last used");
             foreach (var key in keys)
             {
-                var state = key.RevokedAt is not null ? "revoked" : key.ExpiresAt <= DateTimeOffset.UtcNow ? "expired" : "active";
+                var state = key.RevokedAt is not null ? "revoked" : key.ExpiresAt <= now ? "expired" : "active";
                 table.AddRow(Markup.Escape(key.Id), Markup.Escape(key.Name), string.Join(' ', key.Scopes), Date(key.CreatedAt), Date(key.ExpiresAt), state, Date(key.LastUsedAt));
             }
 
             AnsiConsole.Write(table);
             return 0;
-        }));
+        }, cancellationToken));
         return command;
     }
 
-    private static Command RevokeKey(IConfiguration configuration)
+    private static Command RevokeKey()
     {
         var id = new Argument<string>("id") { Description = "The key's id (key_…), from `lockn keys list`" };
-        var command = new Command("revoke", "Revoke a key; every node refuses it within Keys:CacheSeconds") { id };
-        command.SetAction(async (parse, cancellationToken) => await WithStoreAsync(configuration, async store =>
+        var data = CommandHost.DataOption();
+        var command = new Command("revoke", "Revoke a key; every node refuses it within Keys:CacheSeconds") { id, data };
+        command.SetAction((parse, cancellationToken) => WithStoreAsync(parse, data, async (store, _) =>
         {
             if (await store.RevokeAsync(parse.GetValue(id)!, cancellationToken) is not { } revoked)
             {
@@ -102,26 +103,27 @@ internal static class KeysCommand
 
             Console.WriteLine($"Revoked {revoked.Id} ({revoked.Name}).");
             return 0;
-        }));
+        }, cancellationToken));
         return command;
     }
 
-    private static async Task<int> WithStoreAsync(IConfiguration configuration, Func<ApiKeyStore, Task<int>> action)
-    {
-        try
+    /// <summary>Runs <paramref name="action"/> on the key store of the configured database, migrated as serve does.</summary>
+    private static Task<int> WithStoreAsync(ParseResult parse, Option<string?> data, Func<ApiKeyStore, TimeProvider, Task<int>> action, CancellationToken cancellationToken) => CommandHost.RunAsync(
+        new Dictionary<string, string?> { [LockNConfiguration.DataKey] = parse.GetValue(data) },
+        (services, configuration) => services.AddStorage(configuration).AddKeys(configuration),
+        async host =>
         {
-            Directory.CreateDirectory(Hosting.LockNConfiguration.DataDirectory(configuration));
-            var database = LockNDatabase.FromConfiguration(configuration);
-            await database.MigrateAsync(CancellationToken.None);
-            var options = Options.Create(configuration.GetSection(KeysOptions.Section).Get<KeysOptions>() ?? new KeysOptions());
-            return await action(new ApiKeyStore(database, new ApiKeyHasher(options), options, TimeProvider.System));
-        }
-        catch (Exception ex) when (ex is InvalidOperationException or IOException or System.Data.Common.DbException)
-        {
-            await Console.Error.WriteLineAsync($"lockn: {ex.GetBaseException().Message}");
-            return 1;
-        }
-    }
+            try
+            {
+                await host.OpenDatabaseAsync(cancellationToken);
+                return await action(host.Get<ApiKeyStore>(), host.Time);
+            }
+            catch (Exception ex) when (ex is InvalidOperationException or IOException or System.Data.Common.DbException)
+            {
+                await Console.Error.WriteLineAsync($"lockn: {ex.GetBaseException().Message}");
+                return 1;
+            }
+        });
 
     private static string Date(DateTimeOffset? time) => time?.ToString("yyyy-MM-dd HH:mm", CultureInfo.InvariantCulture) ?? "-";
 }

@@ -15,19 +15,20 @@ internal static class ModelsCommand
 {
     private static readonly TimeSpan PlainProgressInterval = TimeSpan.FromSeconds(5);
 
-    public static Command Create(IConfiguration configuration) =>
-        new("models", "List and download Whisper models") { CreateList(configuration), CreatePull(configuration) };
+    public static Command Create() =>
+        new("models", "List and download Whisper models") { CreateList(), CreatePull() };
 
-    private static Option<string?> ModelsOption() =>
-        new("--models") { Description = "Model directories, ';'-separated; pull writes into the first (env LOCKN_MODELS)" };
+    /// <summary>The model settings serve reads (<c>Transcription</c>, <c>ModelDownload</c>, <c>Models</c>), validated as serve validates them.</summary>
+    private static Task<int> RunAsync(Dictionary<string, string?> overrides, Func<CommandHost, Task<int>> command) =>
+        CommandHost.RunAsync(overrides, (services, configuration) => services.AddTranscription(configuration), command);
 
-    private static Command CreateList(IConfiguration configuration)
+    private static Command CreateList()
     {
-        var models = ModelsOption();
+        var models = CommandHost.ModelsOption();
         var command = new Command("list", "List the downloadable models and where each is on disk") { models };
-        command.SetAction(parse =>
+        command.SetAction(parse => RunAsync(new() { [ModelDirectories.ConfigurationKey] = parse.GetValue(models) }, host =>
         {
-            var directories = Directories(parse.GetValue(models), configuration);
+            var directories = host.Get<ModelDirectories>();
             var onDisk = WhisperModelCatalog.Scan(directories).ToDictionary(m => m.Id, StringComparer.OrdinalIgnoreCase);
             var width = KnownWhisperModels.All.Max(m => m.Name.Length) + 2;
             Console.Out.WriteLine($"{"NAME".PadRight(width)}{"SIZE",-9}ON DISK");
@@ -43,83 +44,70 @@ internal static class ModelsCommand
             }
 
             Console.Out.WriteLine($"Searched {directories}; `lockn models pull NAME` writes into {directories.PullTarget}.");
-            return 0;
-        });
+            return Task.FromResult(0);
+        }));
         return command;
     }
 
-    private static Command CreatePull(IConfiguration configuration)
+    private static Command CreatePull()
     {
         var name = new Argument<string>("name") { Description = $"Model to download: {KnownWhisperModels.Names}" };
-        var models = ModelsOption();
-        var baseUrl = new Option<string?>("--base-url") { Description = $"Download location (env LOCKN_ModelDownload__BaseUrl; default {KnownWhisperModels.DefaultBaseUrl})" };
+        var models = CommandHost.ModelsOption();
+        var baseUrl = new Option<string?>("--base-url") { Description = $"Download location, {ModelDownloadOptions.Section}:BaseUrl (env LOCKN_ModelDownload__BaseUrl; default {KnownWhisperModels.DefaultBaseUrl})" };
         var command = new Command("pull", "Download a Whisper model, verify its SHA-1 and write it atomically") { name, models, baseUrl };
-        command.SetAction(async (parse, invocationToken) =>
-        {
-            using var interrupt = new Interrupt(invocationToken);
-            var cancellationToken = interrupt.Token;
-            var requested = parse.GetValue(name)!;
-            if (KnownWhisperModels.Find(requested) is not { } model)
+        command.SetAction((parse, invocationToken) => RunAsync(
+            new() { [ModelDirectories.ConfigurationKey] = parse.GetValue(models), [$"{ModelDownloadOptions.Section}:BaseUrl"] = parse.GetValue(baseUrl) },
+            async host =>
             {
-                await Console.Error.WriteLineAsync($"lockn: unknown model '{requested}'; known models: {KnownWhisperModels.Names}");
-                return 2;
-            }
-
-            ModelDownloadOptions options;
-            try
-            {
-                options = ModelDownloadOptions.FromConfiguration(configuration);
-            }
-            catch (InvalidOperationException ex)
-            {
-                await Console.Error.WriteLineAsync($"lockn: invalid configuration: {ex.Message}");
-                return 2;
-            }
-
-            if (options.TimeoutSeconds is < 1 or > ModelDownloadOptions.MaxTimeoutSeconds)
-            {
-                await Console.Error.WriteLineAsync($"lockn: invalid configuration: {ModelDownloadOptions.Section}:TimeoutSeconds must be between 1 and {ModelDownloadOptions.MaxTimeoutSeconds} (got {options.TimeoutSeconds})");
-                return 2;
-            }
-
-            var source = parse.GetValue(baseUrl) ?? options.BaseUrl;
-            if (!ModelDownloader.TryResolveUrl(source, model, out var url))
-            {
-                await Console.Error.WriteLineAsync($"lockn: base URL '{source}' is not an absolute http(s) URL");
-                return 2;
-            }
-
-            var directories = Directories(parse.GetValue(models), configuration);
-            var target = Path.Combine(directories.PullTarget, model.FileName);
-            try
-            {
-                if (File.Exists(target) && (await ModelDownloader.ComputeSha1Async(target, cancellationToken)).Equals(model.Sha1, StringComparison.OrdinalIgnoreCase))
+                using var interrupt = new Interrupt(invocationToken);
+                var cancellationToken = interrupt.Token;
+                var requested = parse.GetValue(name)!;
+                if (KnownWhisperModels.Find(requested) is not { } model)
                 {
-                    Console.Out.WriteLine($"{model.ModelId} is already in {target} (SHA-1 verified)");
+                    await Console.Error.WriteLineAsync($"lockn: unknown model '{requested}'; known models: {KnownWhisperModels.Names}");
+                    return 2;
+                }
+
+                var options = host.Options<ModelDownloadOptions>();
+                if (!ModelDownloader.TryResolveUrl(options.BaseUrl, model, out var url))
+                {
+                    await Console.Error.WriteLineAsync($"lockn: invalid configuration: {ModelDownloadOptions.Section}:BaseUrl must be an absolute http(s) URL (got '{options.BaseUrl}')");
+                    return 2;
+                }
+
+                var directories = host.Get<ModelDirectories>();
+                var target = Path.Combine(directories.PullTarget, model.FileName);
+                try
+                {
+                    if (File.Exists(target) && (await ModelDownloader.ComputeSha1Async(target, cancellationToken)).Equals(model.Sha1, StringComparison.OrdinalIgnoreCase))
+                    {
+                        Console.Out.WriteLine($"{model.ModelId} is already in {target} (SHA-1 verified)");
+                        return 0;
+                    }
+
+                    var result = await PullAsync(model, url, directories.PullTarget, options.Timeout, cancellationToken);
+                    if (!result.Succeeded)
+                    {
+                        // Without a network (or with a proxy in the way) say, as serve does, how to supply the file by hand.
+                        var hint = result.Error is ModelDownloadError.Network or ModelDownloadError.TimedOut ? " " + ModelDownloader.ManualHint(model, directories) : "";
+                        await Console.Error.WriteLineAsync($"lockn: pull of {model.Name} failed: {result.Message!.TrimEnd('.')}.{hint}");
+                        return 1;
+                    }
+
+                    Console.Out.WriteLine($"Pulled {model.ModelId} into {result.Path} ({Mebibytes(result.Bytes)}, SHA-1 verified)");
                     return 0;
                 }
-
-                var result = await PullAsync(model, url, directories.PullTarget, options.Timeout, cancellationToken);
-                if (!result.Succeeded)
+                catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
                 {
-                    await Console.Error.WriteLineAsync($"lockn: pull of {model.Name} failed: {result.Message}");
+                    await Console.Error.WriteLineAsync($"lockn: pull of {model.Name} cancelled; nothing was written");
+                    return 130;
+                }
+                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+                {
+                    await Console.Error.WriteLineAsync($"lockn: cannot read {target}: {ex.Message}");
                     return 1;
                 }
-
-                Console.Out.WriteLine($"Pulled {model.ModelId} into {result.Path} ({Mebibytes(result.Bytes)}, SHA-1 verified)");
-                return 0;
-            }
-            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-            {
-                await Console.Error.WriteLineAsync($"lockn: pull of {model.Name} cancelled; nothing was written");
-                return 130;
-            }
-            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-            {
-                await Console.Error.WriteLineAsync($"lockn: cannot read {target}: {ex.Message}");
-                return 1;
-            }
-        });
+            }));
         return command;
     }
 
@@ -149,9 +137,6 @@ internal static class ModelsCommand
             });
         return result!;
     }
-
-    private static ModelDirectories Directories(string? option, IConfiguration configuration) =>
-        option is not null ? ModelDirectories.Parse(option) : ModelDirectories.FromConfiguration(configuration);
 
     private static string Mebibytes(long bytes) => FormattableString.Invariant($"{bytes / (1024.0 * 1024):0.0} MiB");
 

@@ -1,7 +1,6 @@
 using System.CommandLine;
 using LockN.Hosting;
 using LockN.Models;
-using Microsoft.Extensions.Options;
 
 namespace LockN.Cli;
 
@@ -11,8 +10,8 @@ internal static class ServeCommand
     public static Command Create()
     {
         var urls = new Option<string?>("--urls") { Description = $"Listen address(es), ';'-separated (env LOCKN_URLS; default {LockNConfiguration.DefaultUrls})" };
-        var models = new Option<string?>("--models") { Description = "Model directories searched recursively, ';'-separated (env LOCKN_MODELS)" };
-        var data = new Option<string?>("--data") { Description = "Data directory (env LOCKN_DATA; default ./data)" };
+        var models = CommandHost.ModelsOption();
+        var data = CommandHost.DataOption();
         var command = new Command("serve", "Run the OpenAI-compatible HTTP service") { urls, models, data };
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -25,17 +24,14 @@ internal static class ServeCommand
             try
             {
                 await using var app = LockNServer.Build(overrides);
+                // Before the host starts, so a setting the binder cannot read is this one line, not a logged stack trace.
+                ValidatedOptions.ValidateNow(app.Services);
                 await app.RunAsync(cancellationToken);
                 return 0;
             }
-            catch (OptionsValidationException ex)
+            catch (Exception ex) when (ValidatedOptions.Describe(ex) is { } problem)
             {
-                await Console.Error.WriteLineAsync($"lockn: invalid configuration: {string.Join("; ", ex.Failures)}");
-                return 2;
-            }
-            catch (InvalidOperationException ex) when (ex.Message.Contains("configuration value", StringComparison.OrdinalIgnoreCase))
-            {
-                await Console.Error.WriteLineAsync($"lockn: invalid configuration: {ex.Message}");
+                await Console.Error.WriteLineAsync($"lockn: invalid configuration: {problem}");
                 return 2;
             }
             catch (Exception ex) when (ex is IOException or FormatException or UriFormatException or InvalidOperationException)

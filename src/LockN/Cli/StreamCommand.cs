@@ -4,9 +4,8 @@ using System.Globalization;
 using System.Net.WebSockets;
 using System.Text.Json;
 using LockN.Audio;
+using LockN.Hosting;
 using LockN.Streaming;
-using Microsoft.Extensions.Logging.Abstractions;
-using Microsoft.Extensions.Options;
 
 namespace LockN.Cli;
 
@@ -18,10 +17,10 @@ internal static class StreamCommand
 {
     private const int FileRate = DecodedAudio.SampleRate;
 
-    public static Command Create(IConfiguration configuration)
+    public static Command Create()
     {
         var input = new Argument<string>("input") { Description = "Audio file (wav, mp3, flac, ...), or - for raw pcm_s16le mono on stdin" };
-        var url = new Option<string>("--url") { DefaultValueFactory = _ => "http://127.0.0.1:8080", Description = "The server's base address" };
+        var url = new Option<string?>("--url") { Description = $"The server's base address (default: the first of Urls, env LOCKN_URLS, else {LockNConfiguration.DefaultUrls})" };
         var key = new Option<string?>("--key") { Description = "API key with the stream scope (default: env LOCKN_API_KEY)" };
         var speed = new Option<double>("--speed") { DefaultValueFactory = _ => 1, Description = "Pace of a file: × real time; 0 = as fast as possible" };
         var model = new Option<string?>("--model") { Description = "Model id (default: the server's whisper-1)" };
@@ -34,70 +33,74 @@ internal static class StreamCommand
         {
             input, url, key, speed, model, language, classify, rate, noVad, json,
         };
-        command.SetAction(async (parse, cancellationToken) =>
-        {
-            var source = parse.GetValue(input)!;
-            var fromStdin = source == "-";
-            var sampleRate = fromStdin ? parse.GetValue(rate) : FileRate;
-            var pace = parse.GetValue(speed);
-            if (!Uri.TryCreate(parse.GetValue(url), UriKind.Absolute, out var server) || (server.Scheme != Uri.UriSchemeHttp && server.Scheme != Uri.UriSchemeHttps))
+        command.SetAction((parse, cancellationToken) => CommandHost.RunAsync(
+            new Dictionary<string, string?>(),
+            (services, configuration) => services.AddAudioDecoding(configuration),
+            async host =>
             {
-                return await FailAsync($"--url must be an http:// or https:// address, not '{parse.GetValue(url)}'.", 2);
-            }
-
-            if (pace < 0 || double.IsNaN(pace) || double.IsInfinity(pace))
-            {
-                return await FailAsync("--speed must be 0 (as fast as possible) or more.", 2);
-            }
-
-            if (sampleRate is < InputAudioFormat.MinSampleRate or > InputAudioFormat.MaxSampleRate)
-            {
-                return await FailAsync($"--rate must be from {InputAudioFormat.MinSampleRate} to {InputAudioFormat.MaxSampleRate}.", 2);
-            }
-
-            byte[]? pcm = null;
-            if (!fromStdin)
-            {
-                var (audio, problem) = await DecodeAsync(new FileInfo(source), configuration, cancellationToken);
-                if (audio is null)
+                var source = parse.GetValue(input)!;
+                var fromStdin = source == "-";
+                var sampleRate = fromStdin ? parse.GetValue(rate) : FileRate;
+                var pace = parse.GetValue(speed);
+                var address = parse.GetValue(url) ?? LockNConfiguration.LocalServerAddress(host.Configuration);
+                if (!Uri.TryCreate(address, UriKind.Absolute, out var server) || (server.Scheme != Uri.UriSchemeHttp && server.Scheme != Uri.UriSchemeHttps))
                 {
-                    return await FailAsync(problem!, 1);
+                    return await FailAsync($"--url must be an http:// or https:// address, not '{address}'.", 2);
                 }
 
-                pcm = Pcm16(audio.Samples);
-            }
+                if (pace < 0 || double.IsNaN(pace) || double.IsInfinity(pace))
+                {
+                    return await FailAsync("--speed must be 0 (as fast as possible) or more.", 2);
+                }
 
-            var session = new Dictionary<string, object?>
-            {
-                ["input_audio_format"] = new { encoding = "pcm_s16le", sample_rate = sampleRate, channels = 1 },
-                ["classify"] = parse.GetValue(classify),
-            };
-            if (parse.GetValue(model) is { Length: > 0 } modelId)
-            {
-                session["model"] = modelId;
-            }
+                if (sampleRate is < InputAudioFormat.MinSampleRate or > InputAudioFormat.MaxSampleRate)
+                {
+                    return await FailAsync($"--rate must be from {InputAudioFormat.MinSampleRate} to {InputAudioFormat.MaxSampleRate}.", 2);
+                }
 
-            if (parse.GetValue(language) is { Length: > 0 } code)
-            {
-                session["language"] = code;
-            }
+                byte[]? pcm = null;
+                if (!fromStdin)
+                {
+                    var (audio, problem) = await DecodeAsync(new FileInfo(source), host.Get<AudioDecoder>(), cancellationToken);
+                    if (audio is null)
+                    {
+                        return await FailAsync(problem!, 1);
+                    }
 
-            if (parse.GetValue(noVad))
-            {
-                session["turn_detection"] = null;
-            }
+                    pcm = Pcm16(audio.Samples);
+                }
 
-            var apiKey = parse.GetValue(key) ?? (Environment.GetEnvironmentVariable("LOCKN_API_KEY") is { Length: > 0 } fromEnv ? fromEnv : null);
-            try
-            {
-                return await StreamAsync(server, apiKey, session, pcm, sampleRate, pace, parse.GetValue(noVad), parse.GetValue(json), cancellationToken);
-            }
-            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-            {
-                await Console.Error.WriteLineAsync("lockn: stream cancelled");
-                return 130;
-            }
-        });
+                var session = new Dictionary<string, object?>
+                {
+                    ["input_audio_format"] = new { encoding = "pcm_s16le", sample_rate = sampleRate, channels = 1 },
+                    ["classify"] = parse.GetValue(classify),
+                };
+                if (parse.GetValue(model) is { Length: > 0 } modelId)
+                {
+                    session["model"] = modelId;
+                }
+
+                if (parse.GetValue(language) is { Length: > 0 } code)
+                {
+                    session["language"] = code;
+                }
+
+                if (parse.GetValue(noVad))
+                {
+                    session["turn_detection"] = null;
+                }
+
+                var apiKey = parse.GetValue(key) ?? (Environment.GetEnvironmentVariable("LOCKN_API_KEY") is { Length: > 0 } fromEnv ? fromEnv : null);
+                try
+                {
+                    return await StreamAsync(server, apiKey, session, pcm, sampleRate, pace, parse.GetValue(noVad), parse.GetValue(json), cancellationToken);
+                }
+                catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+                {
+                    await Console.Error.WriteLineAsync("lockn: stream cancelled");
+                    return 130;
+                }
+            }));
         return command;
     }
 
@@ -259,14 +262,13 @@ internal static class StreamCommand
             $"{(type == SessionEvent.Created ? "session" : "updated")} {session.GetProperty("id").GetString()}: model {settings.GetProperty("model").GetString()}, language {language}, {format.GetProperty("encoding").GetString()} {format.GetProperty("sample_rate").GetInt32()} Hz × {format.GetProperty("channels").GetInt32()}, voice detection {vad}, sound events {classify}");
     }
 
-    private static async Task<(DecodedAudio? Audio, string? Problem)> DecodeAsync(FileInfo file, IConfiguration configuration, CancellationToken cancellationToken)
+    private static async Task<(DecodedAudio? Audio, string? Problem)> DecodeAsync(FileInfo file, AudioDecoder decoder, CancellationToken cancellationToken)
     {
         if (!file.Exists)
         {
             return (null, $"{file.FullName}: no such file");
         }
 
-        var decoder = new AudioDecoder(Options.Create(configuration.GetSection(AudioOptions.Section).Get<AudioOptions>() ?? new AudioOptions()), NullLogger<AudioDecoder>.Instance);
         AudioDecodeResult decoded;
         try
         {

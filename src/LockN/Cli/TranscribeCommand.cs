@@ -5,8 +5,6 @@ using LockN.Audio;
 using LockN.Http;
 using LockN.Models;
 using LockN.Transcription;
-using Microsoft.Extensions.Logging.Abstractions;
-using Microsoft.Extensions.Options;
 using Spectre.Console;
 
 namespace LockN.Cli;
@@ -19,45 +17,48 @@ internal static class TranscribeCommand
 {
     private const double ProgressBarSeconds = 60;
 
-    public static Command Create(IConfiguration configuration)
+    public static Command Create()
     {
         var files = new Argument<FileInfo[]>("files") { Arity = ArgumentArity.OneOrMore, Description = "Audio files (wav, mp3, flac, ogg, webm, m4a, ...)" };
         var model = new Option<string?>("--model") { Description = "Model id (default: Transcription:DefaultModel)" };
         var format = new Option<string>("--format") { DefaultValueFactory = _ => "text", Description = "text, srt, vtt or json" };
         format.AcceptOnlyFromAmong("text", "srt", "vtt", "json");
         var language = new Option<string?>("--language") { Description = "ISO-639-1 language code; detected when omitted" };
-        var models = new Option<string?>("--models") { Description = "Model directories, ';'-separated (env LOCKN_MODELS)" };
+        var models = CommandHost.ModelsOption();
         var command = new Command("transcribe", "Transcribe audio files in this process") { files, model, format, language, models };
-        command.SetAction(async (parse, cancellationToken) =>
-        {
-            var directories = parse.GetValue(models) is { } dirs ? ModelDirectories.Parse(dirs) : ModelDirectories.FromConfiguration(configuration);
-            var modelId = parse.GetValue(model) ?? configuration.GetSection(TranscriptionOptions.Section).Get<TranscriptionOptions>()?.DefaultModel ?? new TranscriptionOptions().DefaultModel;
-            if (modelId == WhisperModelCatalog.OpenAiAlias)
+        command.SetAction((parse, cancellationToken) => CommandHost.RunAsync(
+            new Dictionary<string, string?> { [ModelDirectories.ConfigurationKey] = parse.GetValue(models) },
+            (services, configuration) => services.AddAudioDecoding(configuration).AddTranscription(configuration),
+            async host =>
             {
-                modelId = new TranscriptionOptions().DefaultModel;
-            }
-
-            var found = WhisperModelCatalog.Scan(directories).FirstOrDefault(m => m.Id.Equals(modelId, StringComparison.OrdinalIgnoreCase));
-            if (found is null)
-            {
-                await Console.Error.WriteLineAsync($"lockn: model {modelId} not found in {directories}; run `lockn models pull {modelId.Replace("whisper-", "", StringComparison.Ordinal)}` or pass --models DIR.");
-                return 1;
-            }
-
-            var decoder = new AudioDecoder(Options.Create(configuration.GetSection(AudioOptions.Section).Get<AudioOptions>() ?? new AudioOptions()), NullLogger<AudioDecoder>.Instance);
-            using var runner = new WhisperRunner(found.Path, Environment.ProcessorCount);
-            var job = new WhisperJob { Language = parse.GetValue(language) };
-            var exitCode = 0;
-            foreach (var file in parse.GetValue(files)!)
-            {
-                if (!await TranscribeOneAsync(file, decoder, runner, found, job, parse.GetValue(format)!, cancellationToken))
+                var directories = host.Get<ModelDirectories>();
+                var modelId = parse.GetValue(model) ?? host.Options<TranscriptionOptions>().DefaultModel;
+                if (modelId == WhisperModelCatalog.OpenAiAlias)
                 {
-                    exitCode = 1;
+                    modelId = host.Options<TranscriptionOptions>().DefaultModel;
                 }
-            }
 
-            return exitCode;
-        });
+                var found = WhisperModelCatalog.Scan(directories).FirstOrDefault(m => m.Id.Equals(modelId, StringComparison.OrdinalIgnoreCase));
+                if (found is null)
+                {
+                    await Console.Error.WriteLineAsync($"lockn: model {modelId} not found in {directories}; run `lockn models pull {modelId.Replace("whisper-", "", StringComparison.Ordinal)}` or pass --models DIR.");
+                    return 1;
+                }
+
+                var decoder = host.Get<AudioDecoder>();
+                using var runner = new WhisperRunner(found.Path, Environment.ProcessorCount);
+                var job = new WhisperJob { Language = parse.GetValue(language) };
+                var exitCode = 0;
+                foreach (var file in parse.GetValue(files)!)
+                {
+                    if (!await TranscribeOneAsync(file, decoder, runner, found, job, parse.GetValue(format)!, cancellationToken))
+                    {
+                        exitCode = 1;
+                    }
+                }
+
+                return exitCode;
+            }));
         return command;
     }
 

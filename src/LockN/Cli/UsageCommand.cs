@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Data.Common;
 using System.Globalization;
 using System.Text.Json;
+using LockN.Hosting;
 using LockN.Http;
 using LockN.Storage;
 using LockN.Usage;
@@ -15,56 +16,50 @@ namespace LockN.Cli;
 /// </summary>
 internal static class UsageCommand
 {
-    public static Command Create(IConfiguration configuration)
+    public static Command Create()
     {
         var from = new Option<string?>("--from") { Description = "Start: ISO-8601 date or time (UTC unless given), or Unix seconds (default: 30 days before --to)" };
         var to = new Option<string?>("--to") { Description = "End, exclusive; a date includes that whole day (default: now)" };
         var by = new Option<string>("--by") { DefaultValueFactory = _ => "model", Description = "Group by model, key or day (UTC)" };
         by.AcceptOnlyFromAmong("model", "key", "day");
         var json = new Option<bool>("--json") { Description = "Print the report as GET /admin/usage returns it" };
-        var command = new Command("usage", "Show requests, audio and tokens from the usage ledger") { from, to, by, json };
-        command.SetAction(async (parse, cancellationToken) =>
-        {
-            var (query, error) = UsageQuery.Parse(parse.GetValue(by), parse.GetValue(from), parse.GetValue(to), DateTimeOffset.UtcNow);
-            if (error is not null)
+        var data = CommandHost.DataOption();
+        var command = new Command("usage", "Show requests, audio and tokens from the usage ledger") { from, to, by, json, data };
+        command.SetAction((parse, cancellationToken) => CommandHost.RunAsync(
+            new Dictionary<string, string?> { [LockNConfiguration.DataKey] = parse.GetValue(data) },
+            (services, configuration) => services.AddStorage(configuration).AddUsage(configuration),
+            async host =>
             {
-                await Console.Error.WriteLineAsync($"lockn: {error.Message}");
-                return 2;
-            }
+                var (query, error) = UsageQuery.Parse(parse.GetValue(by), parse.GetValue(from), parse.GetValue(to), host.Time.GetUtcNow());
+                if (error is not null)
+                {
+                    await Console.Error.WriteLineAsync($"lockn: {error.Message}");
+                    return 2;
+                }
 
-            LockNDatabase database;
-            try
-            {
-                database = LockNDatabase.FromConfiguration(configuration);
-            }
-            catch (InvalidOperationException ex)
-            {
-                await Console.Error.WriteLineAsync($"lockn: invalid configuration: {ex.Message}");
-                return 2;
-            }
+                var database = host.Get<LockNDatabase>();
+                UsageReport report;
+                try
+                {
+                    // As the server does at start-up, so a new or older database reads as an empty ledger.
+                    await host.OpenDatabaseAsync(cancellationToken);
+                    report = await UsageReport.QueryAsync(database, query!, cancellationToken);
+                }
+                catch (Exception ex) when (ex is DbException or InvalidOperationException or IOException)
+                {
+                    await Console.Error.WriteLineAsync($"lockn: cannot read the usage ledger in {database.Description}: {ex.GetBaseException().Message}");
+                    return 1;
+                }
 
-            UsageReport report;
-            try
-            {
-                // As the server does at start-up, so a new or older database reads as an empty ledger.
-                await database.MigrateAsync(cancellationToken);
-                report = await UsageReport.QueryAsync(database, query!, cancellationToken);
-            }
-            catch (Exception ex) when (ex is DbException or InvalidOperationException or IOException)
-            {
-                await Console.Error.WriteLineAsync($"lockn: cannot read the usage ledger in {database.Description}: {ex.GetBaseException().Message}");
-                return 1;
-            }
+                if (parse.GetValue(json))
+                {
+                    Console.Out.WriteLine(JsonSerializer.Serialize(report, LockNJsonContext.Default.UsageReport));
+                    return 0;
+                }
 
-            if (parse.GetValue(json))
-            {
-                Console.Out.WriteLine(JsonSerializer.Serialize(report, LockNJsonContext.Default.UsageReport));
+                Write(report);
                 return 0;
-            }
-
-            Write(report);
-            return 0;
-        });
+            }));
         return command;
     }
 

@@ -43,6 +43,21 @@ internal static class LockNConfiguration
     public static IConfiguration Build(IDictionary<string, string?>? overrides = null) =>
         new ConfigurationBuilder().AddLockNSources(overrides).Build();
 
+    /// <summary>
+    /// Where a client on this machine reaches the configured server: the first of <c>Urls</c>, with a wildcard
+    /// host (<c>*</c>, <c>+</c>, <c>0.0.0.0</c>, <c>[::]</c>) read as the loopback address.
+    /// </summary>
+    public static string LocalServerAddress(IConfiguration configuration)
+    {
+        var first = (configuration[UrlsKey] is { Length: > 0 } urls ? urls : DefaultUrls).Split(';', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).FirstOrDefault() ?? DefaultUrls;
+        foreach (var wildcard in new[] { "://*:", "://+:", "://0.0.0.0:", "://[::]:" })
+        {
+            first = first.Replace(wildcard, wildcard == "://[::]:" ? "://[::1]:" : "://127.0.0.1:", StringComparison.Ordinal);
+        }
+
+        return first;
+    }
+
     public static string DataDirectory(IConfiguration configuration) =>
         Path.GetFullPath(configuration[DataKey] is { Length: > 0 } data ? data : "data");
 }

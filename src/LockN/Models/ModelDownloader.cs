@@ -103,6 +103,15 @@ internal sealed class ModelDownloader : IDisposable
         return $"Default model {id} is not in {directories}. {how} {file} (from {KnownWhisperModels.HomePage}) into {directories.PullTarget}.";
     }
 
+    /// <summary>
+    /// One sentence for a pull that could not reach its server: where to put the file by hand, and the mirror
+    /// setting, e.g. "Without a network, put ggml-base.en.bin (from ...) into /srv/models by hand, or point
+    /// ModelDownload:BaseUrl (--base-url) at a mirror that serves it."
+    /// </summary>
+    public static string ManualHint(KnownWhisperModel model, ModelDirectories directories) =>
+        $"Without a network, put {model.FileName} (from {KnownWhisperModels.HomePage}) into {directories.PullTarget} by hand, " +
+        $"or point {ModelDownloadOptions.Section}:BaseUrl (--base-url) at a mirror that serves it.";
+
     /// <summary>Lower-case hex SHA-1 of a file, to tell whether a file on disk is the published one.</summary>
     public static async Task<string> ComputeSha1Async(string path, CancellationToken cancellationToken)
     {

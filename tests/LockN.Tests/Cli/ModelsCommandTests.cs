@@ -50,6 +50,30 @@ public sealed class ModelsCommandTests : IDisposable
     }
 
     [Fact]
+    public async Task Pull_without_a_network_says_where_to_put_the_file_by_hand_and_which_mirror_setting_to_use()
+    {
+        var closedPort = ClosedPort();
+
+        var result = await LocknProcess.RunAsync(["models", "pull", "base.en", "--models", directory],
+            new Dictionary<string, string> { ["LOCKN_ModelDownload__BaseUrl"] = $"http://127.0.0.1:{closedPort}/" });
+
+        Assert.Equal(1, result.ExitCode);
+        var error = Assert.Single(result.Stderr.Trim().Split('\n'), line => line.StartsWith("lockn:", StringComparison.Ordinal));
+        Assert.Contains($"127.0.0.1:{closedPort}", error, StringComparison.Ordinal);
+        Assert.Contains($"put ggml-base.en.bin (from https://huggingface.co/ggerganov/whisper.cpp) into {directory} by hand", error, StringComparison.Ordinal);
+        Assert.Contains("ModelDownload:BaseUrl (--base-url) at a mirror", error, StringComparison.Ordinal);
+        Assert.Empty(Directory.Exists(directory) ? Directory.EnumerateFileSystemEntries(directory) : []);
+    }
+
+    private static int ClosedPort()
+    {
+        // A port that was just free: nothing listens there, so a connection is refused as without a network.
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    [Fact]
     public async Task Pull_stopped_by_a_signal_exits_130_and_leaves_no_partial()
     {
         await using var server = await ModelFileServer.StallingAfterAsync(RandomNumberGenerator.GetBytes(1024 * 1024), 256 * 1024);

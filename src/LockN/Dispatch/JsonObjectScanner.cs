@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Text;
 using System.Text.Json;
+using System.Text.Unicode;
 
 namespace LockN.Dispatch;
 
@@ -155,7 +156,7 @@ public sealed class JsonObjectScanner
                     else if (b == ',')
                     {
                         state = InObject ? State.Key : State.Value;
-                        i++;
+                        i = ReadNext(data, i + 1);
                     }
                     else if (b is (byte)'}' or (byte)']')
                     {
@@ -196,7 +197,7 @@ public sealed class JsonObjectScanner
                     }
                     else if (b == '"')
                     {
-                        i = StartKey(i);
+                        i = StartKey(data, i);
                     }
                     else if (b == '}' && state == State.FirstKeyOrEnd)
                     {
@@ -217,7 +218,7 @@ public sealed class JsonObjectScanner
                     else if (b == ':')
                     {
                         state = State.Value;
-                        i++;
+                        i = ReadNext(data, i + 1);
                     }
                     else
                     {
@@ -392,18 +393,30 @@ public sealed class JsonObjectScanner
 
             i += next;
             var b = data[i];
-            if (b == '"')
+            if (b >= 0x80)
             {
-                i++;
-                if (inKey)
+                // Text beyond ASCII: the run up to the next quote or backslash is checked whole when it is all here.
+                var tail = data[i..];
+                var stop = tail.IndexOfAny((byte)'"', (byte)'\\');
+                if (stop < 0 || !Utf8.IsValid(tail[..stop]) || tail[..stop].ContainsAnyInRange((byte)0, (byte)0x1F))
                 {
-                    EndKey(data, i - 1);
-                }
-                else
-                {
-                    EndValue(data, i);
+                    // Cut by the chunk's end, or something wrong in it: byte by byte, to say where.
+                    i = ScanUtf8(data, i);
+                    if (state != State.String || i == data.Length)
+                    {
+                        return i;
+                    }
+
+                    continue;
                 }
 
+                i += stop;
+                b = data[i];
+            }
+
+            if (b < 0x20)
+            {
+                Fail(JsonScanProblem.InvalidJson, i, $"control character 0x{b:X2} must be escaped in a string");
                 return i;
             }
 
@@ -414,17 +427,17 @@ public sealed class JsonObjectScanner
                 return i + 1;
             }
 
-            if (b < 0x20)
+            i++;
+            if (inKey)
             {
-                Fail(JsonScanProblem.InvalidJson, i, $"control character 0x{b:X2} must be escaped in a string");
-                return i;
+                EndKey(data, i - 1);
+            }
+            else
+            {
+                EndValue(data, i);
             }
 
-            i = ScanUtf8(data, i);
-            if (state != State.String || i == data.Length)
-            {
-                return i;
-            }
+            return i;
         }
     }
 
@@ -588,6 +601,20 @@ public sealed class JsonObjectScanner
         return i;
     }
 
+    /// <summary>After ',' or ':' the next token mostly follows at once: it is read without a round through Feed's loop.</summary>
+    private int ReadNext(ReadOnlySpan<byte> data, int i)
+    {
+        if (i == data.Length)
+        {
+            return i;
+        }
+
+        var b = data[i];
+        return state == State.Value && !IsWhitespace(b) ? StartValue(data, i)
+            : state == State.Key && b == '"' ? StartKey(data, i)
+            : i;
+    }
+
     private int StartValue(ReadOnlySpan<byte> data, int i)
     {
         var b = data[i];
@@ -604,17 +631,24 @@ public sealed class JsonObjectScanner
         {
             case (byte)'"':
                 (inKey, state) = (false, State.String);
-                return i + 1;
+                return ScanString(data, i + 1);
             case (byte)'{' or (byte)'[':
                 return Open(i, isObject: b == '{');
             case (byte)'-':
                 (number, state) = (NumberPart.AfterMinus, State.Number);
-                return i + 1;
+                return ScanNumber(data, i + 1);
             case >= (byte)'0' and <= (byte)'9':
                 (number, state) = (b == '0' ? NumberPart.Zero : NumberPart.Integer, State.Number);
-                return i + 1;
+                return ScanNumber(data, i + 1);
             case (byte)'t' or (byte)'f' or (byte)'n':
-                (literal, literalIndex, state) = (b == 't' ? True : b == 'f' ? False : Null, 1, State.Literal);
+                literal = b == 't' ? True : b == 'f' ? False : Null;
+                if (data[i..].StartsWith(literal))
+                {
+                    EndValue(data, i + literal.Length);
+                    return i + literal.Length;
+                }
+
+                (literalIndex, state) = (1, State.Literal); // cut by the chunk's end, or not a literal
                 return i + 1;
             default:
                 Fail(JsonScanProblem.InvalidJson, i, "a value was expected (a string, number, object, array, true, false or null)");
@@ -659,7 +693,7 @@ public sealed class JsonObjectScanner
         return i;
     }
 
-    private int StartKey(int i)
+    private int StartKey(ReadOnlySpan<byte> data, int i)
     {
         (inKey, state) = (true, State.String);
         capturingKey = depth == 1;
@@ -669,7 +703,7 @@ public sealed class JsonObjectScanner
             key.ResetWrittenCount();
         }
 
-        return i + 1;
+        return ScanString(data, i + 1);
     }
 
     private void EndKey(ReadOnlySpan<byte> data, int closingQuote)

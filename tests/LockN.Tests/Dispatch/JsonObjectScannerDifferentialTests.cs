@@ -60,7 +60,7 @@ public class JsonObjectScannerDifferentialTests(ITestOutputHelper output)
     {
         yield return [document.Length];
         yield return [.. Enumerable.Repeat(1, document.Length)];
-        if (document.Length <= 96)
+        if (document.Length <= 64)
         {
             for (var split = 1; split < document.Length; split++)
             {

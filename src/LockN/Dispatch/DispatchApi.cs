@@ -54,7 +54,7 @@ internal static partial class DispatchApi
         }
 
         await using var spool = new RequestSpool(options.MemorySpoolBytes, context.Request.ContentLength);
-        var scanner = new JsonObjectScanner(DispatchRequest.ScannedProperties);
+        var scanner = new JsonObjectScanner(DispatchRequest.ScannedProperties, maxDepth: options.MaxJsonDepth);
         if (await ReceiveAsync(context, spool, scanner, options.MaxRequestBytes) is { } receiveError)
         {
             return receiveError.ToResult();
@@ -244,7 +244,7 @@ internal static partial class DispatchApi
         }
     }
 
-    /// <summary>Reads the body into the spool, scanning it as it comes; an error for a body too large or cut off.</summary>
+    /// <summary>Reads the body into the spool, scanning it as it comes; an error for a body too large, cut off or not valid JSON.</summary>
     private static async Task<ApiError?> ReceiveAsync(HttpContext context, RequestSpool spool, JsonObjectScanner scanner, long maxBytes)
     {
         if (context.Request.ContentLength > maxBytes)
@@ -266,10 +266,20 @@ internal static partial class DispatchApi
                 foreach (var segment in result.Buffer)
                 {
                     scanner.Feed(segment.Span);
+                    if (scanner.Failure is not null)
+                    {
+                        break;
+                    }
+
                     await spool.WriteAsync(segment, context.RequestAborted);
                 }
 
                 reader.AdvanceTo(result.Buffer.End);
+                if (scanner.Failure is not null)
+                {
+                    break; // a refused body is answered at once, its rest neither read nor kept
+                }
+
                 if (spool.Length > maxBytes)
                 {
                     return TooLarge(maxBytes); // chunked bodies have no Content-Length to refuse up front
@@ -294,7 +304,7 @@ internal static partial class DispatchApi
         }
 
         scanner.Complete();
-        return null;
+        return scanner.Failure is { } failure ? DispatchRequest.Refusal(failure) : null;
     }
 
     private static ApiError TooLarge(long maxBytes) =>

@@ -7,6 +7,9 @@ internal sealed record DispatchOptions
 {
     public const string Section = "Dispatch";
 
+    /// <summary>The most <see cref="MaxJsonDepth"/> may be: far below the depths at which llama-server's parser runs out of stack.</summary>
+    public const int MaxJsonDepthLimit = 1024;
+
     /// <summary>The model servers, e.g. <c>Dispatch:Backends:0:Url</c> (or <c>Dispatch__Backends__0__Url</c> in the environment).</summary>
     public IReadOnlyList<BackendOptions> Backends { get; init; } = [];
 
@@ -21,6 +24,13 @@ internal sealed record DispatchOptions
     /// <summary>Largest accepted request body (base64 images make chat requests big).</summary>
     [Range(1024, 2L * 1024 * 1024 * 1024)]
     public long MaxRequestBytes { get; init; } = 64 * 1024 * 1024;
+
+    /// <summary>
+    /// Deepest nesting of objects and arrays accepted in a request body (System.Text.Json's default). A body nested
+    /// far deeper crashes llama-server, so LockN refuses it with 400 before it takes a slot.
+    /// </summary>
+    [Range(1, MaxJsonDepthLimit)]
+    public int MaxJsonDepth { get; init; } = JsonObjectScanner.DefaultMaxDepth;
 
     /// <summary>Request bodies up to this size are held in memory while they arrive; bigger ones go to a temporary file.</summary>
     [Range(0, 256L * 1024 * 1024)]

@@ -39,9 +39,9 @@ internal sealed class DispatchRequest
 
     public static (DispatchRequest? Request, ApiError? Error) From(JsonObjectScanner scanner, bool canStream)
     {
-        if (scanner.Error is { } error)
+        if (scanner.Failure is { } failure)
         {
-            return (null, ApiError.BadRequest(error, code: "invalid_json"));
+            return (null, Refusal(failure));
         }
 
         if (!scanner.Values.TryGetValue("model", out var model))
@@ -81,6 +81,15 @@ internal sealed class DispatchRequest
 
         return (new DispatchRequest(modelId, stream, clientWantsUsage, model, options, scanner.ClosingBrace), null);
     }
+
+    /// <summary>The one answer to a body the scanner refused: 400, saying what is wrong and at which byte.</summary>
+    internal static ApiError Refusal(JsonScanFailure failure) =>
+        ApiError.BadRequest(failure.Message, param: null, code: failure.Problem switch
+        {
+            JsonScanProblem.TooDeep => "json_too_deep",
+            JsonScanProblem.InvalidUtf8 => "invalid_utf8",
+            _ => "invalid_json",
+        });
 
     /// <summary>
     /// The edits for <paramref name="backend"/>: its own model id in place of an alias, and for streams

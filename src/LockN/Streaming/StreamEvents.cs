@@ -1,3 +1,4 @@
+using System.Text.Json;
 using System.Text.Json.Serialization;
 using LockN.Transcription;
 
@@ -74,3 +75,11 @@ public sealed record SoundDetected(
 public sealed record ErrorEvent([property: JsonPropertyName("error")] StreamError Error) : StreamEvent("error");
 
 public sealed record KeepAlive() : StreamEvent("keepalive");
+
+internal static class StreamJson
+{
+    public static readonly JsonSerializerOptions Options = new(JsonSerializerDefaults.Web)
+    {
+        DefaultIgnoreCondition = JsonIgnoreCondition.Never,
+    };
+}

@@ -259,6 +259,7 @@ internal sealed class AudioPipeline : IAsyncDisposable
     /// <summary>16 kHz audio from the input: keep it, cut utterances, queue YAMNet windows.</summary>
     private void OnAudio(ReadOnlySpan<float> samples)
     {
+        bool speaking;
         lock (gate)
         {
             buffer.Append(samples);
@@ -268,9 +269,12 @@ internal sealed class AudioPipeline : IAsyncDisposable
             {
                 classifier.Cut(buffer, final: false);
             }
+
+            speaking = segmenter.OpenItem is not null && segmenter.Speaking;
         }
 
-        if (settings.PartialIntervalMs > 0)
+        // Silence wakes nobody: only an utterance in progress can be due a partial.
+        if (speaking && settings.PartialIntervalMs > 0)
         {
             transcriber.AudioArrived();
         }

@@ -175,7 +175,7 @@ internal sealed partial class StreamSession
                     await UpdateSessionAsync(root.TryGetProperty("session", out var s) ? s : default, token);
                     break;
                 case "input_audio_buffer.append":
-                    if (DecodeAudio(root) is { } error)
+                    if (AppendBase64Audio(root) is { } error)
                     {
                         await SendErrorAsync(error, token);
                     }
@@ -195,7 +195,7 @@ internal sealed partial class StreamSession
     }
 
     /// <summary>Hands the base64 audio of an <c>append</c> to the pipeline, or says what is wrong with it.</summary>
-    private StreamError? DecodeAudio(JsonElement append)
+    private StreamError? AppendBase64Audio(JsonElement append)
     {
         if (!append.TryGetProperty("audio", out var audio) || audio.ValueKind != JsonValueKind.String)
         {

@@ -6,6 +6,7 @@ using LockN.Health;
 using LockN.Keys;
 using LockN.Models;
 using LockN.Scheduling;
+using LockN.Streaming;
 using LockN.Transcription;
 using LockN.Usage;
 
@@ -41,6 +42,15 @@ namespace LockN.Http;
 [JsonSerializable(typeof(ObjectList<BackendReport>))]
 [JsonSerializable(typeof(LivenessReport))]
 [JsonSerializable(typeof(ReadinessReport))]
+[JsonSerializable(typeof(SessionEvent))]
+[JsonSerializable(typeof(SpeechStarted))]
+[JsonSerializable(typeof(SpeechStopped))]
+[JsonSerializable(typeof(BufferCommitted))]
+[JsonSerializable(typeof(TranscriptDelta))]
+[JsonSerializable(typeof(TranscriptCompleted))]
+[JsonSerializable(typeof(SoundDetected))]
+[JsonSerializable(typeof(ErrorEvent))]
+[JsonSerializable(typeof(KeepAlive))]
 internal sealed partial class LockNJsonContext : JsonSerializerContext;
 
 /// <summary>Enum values on the wire: <c>NotLoaded</c> is written <c>not_loaded</c>. Each enum on the wire is listed above.</summary>

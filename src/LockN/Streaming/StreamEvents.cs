@@ -5,10 +5,10 @@ namespace LockN.Streaming;
 
 /// <summary>The <c>error</c> member of an <c>error</c> event, shaped like OpenAI's realtime errors.</summary>
 internal sealed record StreamError(
-    [property: JsonPropertyName("type")] string Type,
-    [property: JsonPropertyName("code")] string Code,
-    [property: JsonPropertyName("message")] string Message,
-    [property: JsonPropertyName("param")] string? Param)
+    string Type,
+    string Code,
+    string Message,
+    string? Param)
 {
     public static StreamError Invalid(string message, string? param = null, string code = "invalid_value") =>
         new("invalid_request_error", code, message, param);
@@ -17,60 +17,59 @@ internal sealed record StreamError(
 }
 
 /// <summary>
-/// Every event the server sends on a stream (documented in docs/streaming.md). Names follow the and OpenAI's
+/// Every event the server sends on a stream (documented in docs/streaming.md). Names follow OpenAI's
 /// realtime API; each carries a unique <c>event_id</c>.
 /// </summary>
-internal abstract record StreamEvent([property: JsonPropertyName("type"), JsonPropertyOrder(-2)] string Type)
+internal abstract record StreamEvent([property: JsonPropertyOrder(-2)] string Type)
 {
-    [JsonPropertyName("event_id")]
     [JsonPropertyOrder(-1)]
     public string EventId { get; set; } = "";
 }
 
-internal sealed record SessionEvent([property: JsonIgnore] string Kind, [property: JsonPropertyName("session")] SessionDescription Session) : StreamEvent(Kind)
+internal sealed record SessionEvent([property: JsonIgnore] string Kind, SessionDescription Session) : StreamEvent(Kind)
 {
     public const string Created = "session.created";
     public const string Updated = "session.updated";
 }
 
 internal sealed record SessionDescription(
-    [property: JsonPropertyName("id")] string Id,
-    [property: JsonPropertyName("object")] string Kind,
-    [property: JsonPropertyName("settings")] StreamSessionSettings Settings);
+    string Id,
+    string Object,
+    StreamSessionSettings Settings);
 
 internal sealed record SpeechStarted(
-    [property: JsonPropertyName("item_id")] string ItemId,
-    [property: JsonPropertyName("audio_start_ms")] long AudioStartMs) : StreamEvent("input_audio_buffer.speech_started");
+    string ItemId,
+    long AudioStartMs) : StreamEvent("input_audio_buffer.speech_started");
 
 internal sealed record SpeechStopped(
-    [property: JsonPropertyName("item_id")] string ItemId,
-    [property: JsonPropertyName("audio_end_ms")] long AudioEndMs) : StreamEvent("input_audio_buffer.speech_stopped");
+    string ItemId,
+    long AudioEndMs) : StreamEvent("input_audio_buffer.speech_stopped");
 
 internal sealed record BufferCommitted(
-    [property: JsonPropertyName("item_id")] string ItemId,
-    [property: JsonPropertyName("audio_start_ms")] long AudioStartMs,
-    [property: JsonPropertyName("audio_end_ms")] long AudioEndMs) : StreamEvent("input_audio_buffer.committed");
+    string ItemId,
+    long AudioStartMs,
+    long AudioEndMs) : StreamEvent("input_audio_buffer.committed");
 
 internal sealed record TranscriptDelta(
-    [property: JsonPropertyName("item_id")] string ItemId,
-    [property: JsonPropertyName("text")] string Text) : StreamEvent("transcript.delta");
+    string ItemId,
+    string Text) : StreamEvent("transcript.delta");
 
 internal sealed record TranscriptCompleted(
-    [property: JsonPropertyName("item_id")] string ItemId,
-    [property: JsonPropertyName("text")] string Text,
-    [property: JsonPropertyName("start")] double Start,
-    [property: JsonPropertyName("end")] double End,
-    [property: JsonPropertyName("language")] string? Language,
-    [property: JsonPropertyName("words"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<TranscriptWord>? Words) : StreamEvent("transcript.completed");
+    string ItemId,
+    string Text,
+    double Start,
+    double End,
+    string? Language,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<TranscriptWord>? Words) : StreamEvent("transcript.completed");
 
 internal sealed record SoundDetected(
-    [property: JsonPropertyName("label")] string Label,
-    [property: JsonPropertyName("mid")] string Mid,
-    [property: JsonPropertyName("index")] int Index,
-    [property: JsonPropertyName("start")] double Start,
-    [property: JsonPropertyName("end")] double End,
-    [property: JsonPropertyName("peak")] double Peak) : StreamEvent("sound");
+    string Label,
+    string Mid,
+    int Index,
+    double Start,
+    double End,
+    double Peak) : StreamEvent("sound");
 
-internal sealed record ErrorEvent([property: JsonPropertyName("error")] StreamError Error) : StreamEvent("error");
+internal sealed record ErrorEvent(StreamError Error) : StreamEvent("error");
 
 internal sealed record KeepAlive() : StreamEvent("keepalive");

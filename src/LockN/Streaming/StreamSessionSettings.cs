@@ -1,4 +1,3 @@
-using System.Text.Json;
 using System.Text.Json.Serialization;
 
 namespace LockN.Streaming;
@@ -11,9 +10,9 @@ internal enum PcmEncoding
 
 /// <summary>How the client's audio is laid out: raw little-endian PCM, interleaved when there are several channels.</summary>
 internal sealed record InputAudioFormat(
-    [property: JsonPropertyName("encoding")] string Encoding,
-    [property: JsonPropertyName("sample_rate")] int SampleRate,
-    [property: JsonPropertyName("channels")] int Channels)
+    string Encoding,
+    int SampleRate,
+    int Channels)
 {
     public const int MinSampleRate = 8000;
     public const int MaxSampleRate = 48000;
@@ -27,23 +26,23 @@ internal sealed record InputAudioFormat(
 
 /// <summary>Server-side voice activity detection (Silero VAD) that cuts the audio into utterances.</summary>
 internal sealed record TurnDetection(
-    [property: JsonPropertyName("type")] string Type,
-    [property: JsonPropertyName("threshold")] double Threshold,
-    [property: JsonPropertyName("silence_duration_ms")] int SilenceDurationMs,
-    [property: JsonPropertyName("prefix_padding_ms")] int PrefixPaddingMs,
-    [property: JsonPropertyName("min_speech_duration_ms")] int MinSpeechDurationMs);
+    string Type,
+    double Threshold,
+    int SilenceDurationMs,
+    int PrefixPaddingMs,
+    int MinSpeechDurationMs);
 
 /// <summary>A stream's settings; <c>session.update</c> changes the fields it names and keeps the others.</summary>
 internal sealed record StreamSessionSettings(
-    [property: JsonPropertyName("model")] string Model,
-    [property: JsonPropertyName("language")] string? Language,
-    [property: JsonPropertyName("prompt")] string? Prompt,
-    [property: JsonPropertyName("input_audio_format")] InputAudioFormat InputAudioFormat,
-    [property: JsonPropertyName("turn_detection")] TurnDetection? TurnDetection,
-    [property: JsonPropertyName("partial_interval_ms")] int PartialIntervalMs,
-    [property: JsonPropertyName("word_timestamps")] bool WordTimestamps,
-    [property: JsonPropertyName("classify")] bool Classify,
-    [property: JsonPropertyName("classify_threshold")] double ClassifyThreshold)
+    string Model,
+    string? Language,
+    string? Prompt,
+    InputAudioFormat InputAudioFormat,
+    TurnDetection? TurnDetection,
+    int PartialIntervalMs,
+    bool WordTimestamps,
+    bool Classify,
+    double ClassifyThreshold)
 {
     public static StreamSessionSettings Default(string model) => new(
         model,
@@ -55,142 +54,4 @@ internal sealed record StreamSessionSettings(
         WordTimestamps: false,
         Classify: false,
         ClassifyThreshold: 0.3);
-
-    /// <summary>Applies the fields of a <c>session</c> object; an invalid field is reported with its path and nothing changes.</summary>
-    public (StreamSessionSettings? Settings, StreamError? Error) Apply(JsonElement session)
-    {
-        if (session.ValueKind != JsonValueKind.Object)
-        {
-            return (null, StreamError.Invalid("'session' must be an object.", "session"));
-        }
-
-        try
-        {
-            var next = this;
-            foreach (var property in session.EnumerateObject())
-            {
-                var value = property.Value;
-                next = property.Name switch
-                {
-                    "model" => next with { Model = RequiredString(value, "session.model") },
-                    "language" => next with { Language = OptionalString(value, "session.language") is { Length: > 0 } language ? language.ToLowerInvariant() : null },
-                    "prompt" => next with { Prompt = OptionalString(value, "session.prompt") },
-                    "input_audio_format" => next with { InputAudioFormat = ApplyFormat(next.InputAudioFormat, value) },
-                    "turn_detection" => next with { TurnDetection = value.ValueKind == JsonValueKind.Null ? null : ApplyTurnDetection(next.TurnDetection, value) },
-                    "partial_interval_ms" => next with { PartialIntervalMs = Int(value, "session.partial_interval_ms", 0, 60_000) },
-                    "word_timestamps" => next with { WordTimestamps = Bool(value, "session.word_timestamps") },
-                    "classify" => next with { Classify = Bool(value, "session.classify") },
-                    "classify_threshold" => next with { ClassifyThreshold = Number(value, "session.classify_threshold", 0, 1) },
-                    "type" or "id" or "object" => next,
-                    _ => throw new InvalidSettingException($"Unknown session field '{property.Name}'.", $"session.{property.Name}"),
-                };
-            }
-
-            return (next, null);
-        }
-        catch (InvalidSettingException ex)
-        {
-            return (null, StreamError.Invalid(ex.Message, ex.Param));
-        }
-    }
-
-    private static InputAudioFormat ApplyFormat(InputAudioFormat current, JsonElement value)
-    {
-        if (value.ValueKind == JsonValueKind.String)
-        {
-            // OpenAI's realtime API names the format as one string; "pcm16" is 16-bit mono at the current rate.
-            return RequiredString(value, "session.input_audio_format") switch
-            {
-                "pcm16" or "pcm_s16le" => current with { Encoding = "pcm_s16le" },
-                "pcm_f32le" => current with { Encoding = "pcm_f32le" },
-                var other => throw new InvalidSettingException($"Unsupported input_audio_format '{other}': use pcm_s16le or pcm_f32le.", "session.input_audio_format"),
-            };
-        }
-
-        RequireObject(value, "session.input_audio_format");
-        var format = current;
-        foreach (var property in value.EnumerateObject())
-        {
-            var param = $"session.input_audio_format.{property.Name}";
-            format = property.Name switch
-            {
-                "encoding" => RequiredString(property.Value, param) switch
-                {
-                    "pcm_s16le" or "pcm16" => format with { Encoding = "pcm_s16le" },
-                    "pcm_f32le" => format with { Encoding = "pcm_f32le" },
-                    var other => throw new InvalidSettingException($"Unsupported encoding '{other}': use pcm_s16le or pcm_f32le.", param),
-                },
-                "sample_rate" => format with { SampleRate = Int(property.Value, param, InputAudioFormat.MinSampleRate, InputAudioFormat.MaxSampleRate) },
-                "channels" => format with { Channels = Int(property.Value, param, 1, 8) },
-                _ => throw new InvalidSettingException($"Unknown field '{property.Name}'.", param),
-            };
-        }
-
-        return format;
-    }
-
-    private static TurnDetection ApplyTurnDetection(TurnDetection? current, JsonElement value)
-    {
-        RequireObject(value, "session.turn_detection");
-        var turn = current ?? Default("").TurnDetection!;
-        foreach (var property in value.EnumerateObject())
-        {
-            var param = $"session.turn_detection.{property.Name}";
-            turn = property.Name switch
-            {
-                "type" => RequiredString(property.Value, param) == "server_vad"
-                    ? turn
-                    : throw new InvalidSettingException("The only turn_detection type is 'server_vad' (or turn_detection: null to commit by hand).", param),
-                "threshold" => turn with { Threshold = Number(property.Value, param, 0.05, 0.95) },
-                "silence_duration_ms" => turn with { SilenceDurationMs = Int(property.Value, param, 100, 10_000) },
-                "prefix_padding_ms" => turn with { PrefixPaddingMs = Int(property.Value, param, 0, 2_000) },
-                "min_speech_duration_ms" => turn with { MinSpeechDurationMs = Int(property.Value, param, 0, 5_000) },
-                _ => throw new InvalidSettingException($"Unknown field '{property.Name}'.", param),
-            };
-        }
-
-        return turn;
-    }
-
-    private static void RequireObject(JsonElement value, string param)
-    {
-        if (value.ValueKind != JsonValueKind.Object)
-        {
-            throw new InvalidSettingException($"'{param}' must be an object.", param);
-        }
-    }
-
-    private static string RequiredString(JsonElement value, string param) =>
-        value.ValueKind == JsonValueKind.String && value.GetString() is { Length: > 0 } text
-            ? text
-            : throw new InvalidSettingException($"'{param}' must be a non-empty string.", param);
-
-    private static string? OptionalString(JsonElement value, string param) => value.ValueKind switch
-    {
-        JsonValueKind.Null => null,
-        JsonValueKind.String => value.GetString(),
-        _ => throw new InvalidSettingException($"'{param}' must be a string or null.", param),
-    };
-
-    private static bool Bool(JsonElement value, string param) => value.ValueKind switch
-    {
-        JsonValueKind.True => true,
-        JsonValueKind.False => false,
-        _ => throw new InvalidSettingException($"'{param}' must be true or false.", param),
-    };
-
-    private static int Int(JsonElement value, string param, int min, int max) =>
-        value.ValueKind == JsonValueKind.Number && value.TryGetInt32(out var number) && number >= min && number <= max
-            ? number
-            : throw new InvalidSettingException($"'{param}' must be a whole number from {min} to {max}.", param);
-
-    private static double Number(JsonElement value, string param, double min, double max) =>
-        value.ValueKind == JsonValueKind.Number && value.GetDouble() is var number && number >= min && number <= max
-            ? number
-            : throw new InvalidSettingException($"'{param}' must be a number from {min} to {max}.", param);
-
-    private sealed class InvalidSettingException(string message, string param) : Exception(message)
-    {
-        public string Param { get; } = param;
-    }
 }

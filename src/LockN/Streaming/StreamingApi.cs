@@ -1,8 +1,6 @@
 using System.Net.WebSockets;
-using LockN.Classification;
 using LockN.Http;
 using LockN.Keys;
-using LockN.Transcription;
 using LockN.Usage;
 using Microsoft.Extensions.Options;
 
@@ -22,11 +20,10 @@ internal static partial class StreamingApi
 
     private static async Task<IResult> StreamAsync(
         HttpContext context,
-        WhisperModels models,
-        YamnetHost yamnet,
-        SileroVadHost vadHost,
+        AudioPipelineFactory pipelines,
         StreamLimits limits,
         IOptions<StreamingOptions> options,
+        TimeProvider time,
         ILoggerFactory loggers)
     {
         if (!context.WebSockets.IsWebSocketRequest)
@@ -35,23 +32,10 @@ internal static partial class StreamingApi
         }
 
         var usage = UsageFeature.For(context);
-        usage.Model = models.DefaultModelId;
-        if (models.Default is null)
+        usage.Model = pipelines.DefaultModelId;
+        if (await pipelines.CheckReadyAsync(context.RequestAborted) is { } notReady)
         {
-            return ApiError.Unavailable(models.DefaultModelProblem ?? $"The default model {models.DefaultModelId} is not available.", "model_not_ready").ToResult();
-        }
-
-        SileroVadModel? vad = null;
-        if (vadHost.IsAvailable)
-        {
-            try
-            {
-                vad = await vadHost.GetModelAsync().WaitAsync(context.RequestAborted);
-            }
-            catch (Exception ex) when (ex is not OperationCanceledException)
-            {
-                return ApiError.Unavailable($"Silero VAD could not be loaded: {ex.Message}", "model_not_ready").ToResult();
-            }
+            return notReady.ToResult();
         }
 
         var offered = context.WebSockets.WebSocketRequestedProtocols;
@@ -73,15 +57,16 @@ internal static partial class StreamingApi
 
         using (lease!)
         {
-            var session = new StreamSession(socket, options.Value, models, yamnet, vad, loggers.CreateLogger("LockN.Streaming"));
+            await using var pipeline = pipelines.Create(context.RequestAborted);
+            var session = new StreamSession(socket, pipeline, options.Value, time, loggers.CreateLogger("LockN.Streaming"));
             try
             {
                 await session.RunAsync(context.RequestAborted);
             }
             finally
             {
-                usage.AudioSeconds = session.AudioSeconds;
-                usage.Model = session.ModelId;
+                usage.AudioSeconds = pipeline.AudioSeconds;
+                usage.Model = pipeline.ModelId;
             }
         }
 

@@ -8,6 +8,7 @@ internal static class StreamingServiceCollectionExtensions
     {
         services.AddValidatedOptions<StreamingOptions>(configuration, StreamingOptions.Section);
         services.AddSingleton<StreamLimits>();
+        services.AddSingleton<AudioPipelineFactory>();
         services.AddSingleton<SileroVadHost>();
         services.AddHostedService(sp => sp.GetRequiredService<SileroVadHost>());
         return services;

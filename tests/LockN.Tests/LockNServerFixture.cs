@@ -35,6 +35,12 @@ public class LockNServerFixture : IAsyncLifetime
     /// <summary>Settings on top of the test defaults; override to build a server with other limits.</summary>
     protected virtual IDictionary<string, string?> Settings => new Dictionary<string, string?>();
 
+    /// <summary>
+    /// Whether the tests need the default Whisper model loaded before they start. Fixtures that never transcribe
+    /// say no and start as soon as the server listens (the model still loads in the background, as in production).
+    /// </summary>
+    protected virtual bool WaitsForWhisper => true;
+
     /// <summary>Replaces services of the server before it is built; override to give it, e.g., a fake clock.</summary>
     protected virtual void ConfigureServices(IServiceCollection services)
     {
@@ -63,7 +69,7 @@ public class LockNServerFixture : IAsyncLifetime
         Client = new HttpClient { BaseAddress = BaseAddress, Timeout = TimeSpan.FromMinutes(5) };
         Client.DefaultRequestHeaders.Authorization = new("Bearer", AdminKey);
         AnonymousClient = new HttpClient { BaseAddress = BaseAddress, Timeout = TimeSpan.FromMinutes(5) };
-        await WaitUntilReadyAsync(TimeSpan.FromSeconds(90));
+        await WaitUntilAsync(WaitsForWhisper ? "/health/ready" : "/health/live", TimeSpan.FromSeconds(90));
     }
 
     public async Task<JsonElement> ReadinessAsync()
@@ -72,12 +78,12 @@ public class LockNServerFixture : IAsyncLifetime
         return await response.Content.ReadFromJsonAsync<JsonElement>();
     }
 
-    private async Task WaitUntilReadyAsync(TimeSpan timeout)
+    private async Task WaitUntilAsync(string probe, TimeSpan timeout)
     {
         var deadline = DateTime.UtcNow + timeout;
         while (true)
         {
-            using var response = await AnonymousClient.GetAsync("/health/ready");
+            using var response = await AnonymousClient.GetAsync(probe);
             if (response.IsSuccessStatusCode)
             {
                 return;
@@ -85,7 +91,7 @@ public class LockNServerFixture : IAsyncLifetime
 
             if (DateTime.UtcNow > deadline)
             {
-                throw new TimeoutException("LockN did not become ready: " + await response.Content.ReadAsStringAsync());
+                throw new TimeoutException($"LockN did not answer {probe}: " + await response.Content.ReadAsStringAsync());
             }
 
             await Task.Delay(100);

@@ -11,6 +11,8 @@ namespace LockN.Tests.Dispatch;
 /// </summary>
 public class DispatchServerFixture : LockNServerFixture
 {
+    protected override bool WaitsForWhisper => false; // no test here needs a transcript before its first request
+
     public const string Model = "qwen2.5-coder-7b";
     public const string Alias = "coder";
 

@@ -168,6 +168,8 @@ public sealed class RealLlamaServer : IAsyncDisposable
 /// </summary>
 public class RealLlamaDispatchFixture : LockNServerFixture
 {
+    protected override bool WaitsForWhisper => false; // no test here needs a transcript before its first request
+
     public const string Model = "tiny-random-llama";
 
     public RealLlamaServer Llama { get; private set; } = null!;

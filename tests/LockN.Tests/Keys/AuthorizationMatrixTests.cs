@@ -13,6 +13,8 @@ namespace LockN.Tests.Keys;
 /// </summary>
 public class KeysServerFixture : LockNServerFixture
 {
+    protected override bool WaitsForWhisper => false; // no test here needs a transcript before its first request
+
     private LlamaServerStandIn? standIn;
 
     protected override IDictionary<string, string?> Settings => new Dictionary<string, string?>
@@ -195,6 +197,8 @@ public class AuthorizationMatrixTests(KeysServerFixture server) : IClassFixture<
 /// <summary>Keys:Required off: the /v1 endpoints open, /admin still closed.</summary>
 public sealed class OpenServerFixture : LockNServerFixture
 {
+    protected override bool WaitsForWhisper => false; // no test here needs a transcript before its first request
+
     protected override IDictionary<string, string?> Settings => new Dictionary<string, string?> { ["Keys:Required"] = "false" };
 }
 

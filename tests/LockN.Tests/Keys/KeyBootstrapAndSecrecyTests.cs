@@ -11,6 +11,8 @@ namespace LockN.Tests.Keys;
 /// <summary>A first start with no LOCKN_ADMIN_KEY and an empty database.</summary>
 public sealed class FirstStartServerFixture : LockNServerFixture
 {
+    protected override bool WaitsForWhisper => false; // no test here needs a transcript before its first request
+
     protected override IDictionary<string, string?> Settings => new Dictionary<string, string?>
     {
         [KeysOptions.AdminKeyConfigurationKey] = "",

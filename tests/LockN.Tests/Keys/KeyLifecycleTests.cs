@@ -16,6 +16,8 @@ namespace LockN.Tests.Keys;
 /// </summary>
 public class KeyClockServerFixture : LockNServerFixture
 {
+    protected override bool WaitsForWhisper => false; // no test here needs a transcript before its first request
+
     public FakeTimeProvider Clock { get; } = new(DateTimeOffset.UtcNow);
 
     protected override IDictionary<string, string?> Settings => new Dictionary<string, string?>

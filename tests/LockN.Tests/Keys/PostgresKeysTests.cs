@@ -41,6 +41,8 @@ public class SharedDatabaseTests(PostgresServer postgres)
 {
     private sealed class Node(string connectionString, string name, TimeProvider? clock = null) : LockNServerFixture
     {
+        protected override bool WaitsForWhisper => false;
+
         protected override IDictionary<string, string?> Settings => new Dictionary<string, string?>
         {
             [LockNDatabase.ConfigurationKey] = connectionString,

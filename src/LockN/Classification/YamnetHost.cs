@@ -13,60 +13,47 @@ internal sealed partial class YamnetHost : IHostedService, IDisposable
 {
     private readonly ClassificationOptions options;
     private readonly ILogger<YamnetHost> logger;
-    private readonly Lazy<Task<YamnetModel>> loading;
+    private readonly BackgroundModel<YamnetModel> model;
 
     public YamnetHost(IOptions<ClassificationOptions> options, ModelDirectories directories, SlotSchedulers schedulers, ILogger<YamnetHost> logger)
     {
         this.options = options.Value;
         this.logger = logger;
-        ModelPath = directories.Find(this.options.ModelFile);
+        model = new BackgroundModel<YamnetModel>(directories.Find(this.options.ModelFile), Load);
         GenericLabels = new HashSet<string>(this.options.GenericLabels, StringComparer.OrdinalIgnoreCase);
         Scheduler = schedulers.Create(ModelKind.Classification, YamnetModel.Id, this.options.Slots, this.options.QueueLength, TimeSpan.FromSeconds(this.options.QueueTimeoutSeconds));
-        loading = new Lazy<Task<YamnetModel>>(() => Task.Run(Load));
     }
 
     /// <summary>Null when no model file was found: the model is then not offered.</summary>
-    public string? ModelPath { get; }
+    public string? ModelPath => model.Path;
 
-    public bool IsAvailable => ModelPath is not null;
+    public bool IsAvailable => model.IsAvailable;
 
     public SlotScheduler Scheduler { get; }
 
     public ISet<string> GenericLabels { get; }
 
-    public ModelState State => !IsAvailable || !loading.IsValueCreated ? ModelState.NotLoaded
-        : !loading.Value.IsCompleted ? ModelState.Loading
-        : loading.Value.IsCompletedSuccessfully ? ModelState.Ready : ModelState.Failed;
+    public ModelState State => model.State;
 
-    public string? LastError => loading.IsValueCreated && loading.Value.IsFaulted ? loading.Value.Exception!.GetBaseException().Message : null;
+    public string? LastError => model.LastError;
 
-    public Task<YamnetModel> GetModelAsync() => loading.Value;
+    public Task<YamnetModel> GetModelAsync() => model.GetAsync();
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
-        if (IsAvailable)
-        {
-            _ = loading.Value.ContinueWith(t => LogLoadFailed(logger, ModelPath!, t.Exception!.GetBaseException().Message), CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
-        }
-
+        model.StartLoading(reason => LogLoadFailed(logger, ModelPath!, reason));
         return Task.CompletedTask;
     }
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
-    public void Dispose()
-    {
-        if (loading.IsValueCreated && loading.Value.IsCompletedSuccessfully)
-        {
-            loading.Value.Result.Dispose();
-        }
-    }
+    public void Dispose() => model.Dispose();
 
-    private YamnetModel Load()
+    private YamnetModel Load(string path)
     {
-        var model = new YamnetModel(ModelPath!, options.EffectiveThreads, options.MaxWindowsPerRun);
-        LogLoaded(logger, ModelPath!, model.Classes.Count);
-        return model;
+        var loaded = new YamnetModel(path, options.EffectiveThreads, options.MaxWindowsPerRun);
+        LogLoaded(logger, path, loaded.Classes.Count);
+        return loaded;
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "YAMNet loaded from {Path} ({Classes} classes)")]

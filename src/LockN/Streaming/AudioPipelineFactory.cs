@@ -37,7 +37,7 @@ internal sealed class AudioPipelineFactory(WhisperModels models, YamnetHost yamn
     /// <summary>A pipeline for one stream, after <see cref="CheckReadyAsync"/> found the models ready; it stops when the connection is aborted.</summary>
     public AudioPipeline Create(CancellationToken connectionAborted)
     {
-        var vad = vadHost.IsAvailable && vadHost.GetModelAsync() is { IsCompletedSuccessfully: true } loaded ? loaded.Result : null;
+        var vad = vadHost.Loaded;
         return new AudioPipeline(options.Value, models, yamnet, vad, time, connectionAborted);
     }
 }

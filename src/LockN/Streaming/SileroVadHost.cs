@@ -1,46 +1,44 @@
+using LockN.Models;
+using Microsoft.Extensions.Options;
+
 namespace LockN.Streaming;
 
 /// <summary>Loads Silero VAD once, in the background, from the model directories.</summary>
 internal sealed partial class SileroVadHost : IHostedService, IDisposable
 {
     private readonly ILogger<SileroVadHost> logger;
-    private readonly Lazy<Task<SileroVadModel>> loading;
+    private readonly BackgroundModel<SileroVadModel> model;
 
-    public SileroVadHost(Microsoft.Extensions.Options.IOptions<StreamingOptions> options, Models.ModelDirectories directories, ILogger<SileroVadHost> logger)
+    public SileroVadHost(IOptions<StreamingOptions> options, ModelDirectories directories, ILogger<SileroVadHost> logger)
     {
         this.logger = logger;
-        ModelPath = directories.Find(options.Value.VadModelFile);
-        loading = new Lazy<Task<SileroVadModel>>(() => Task.Run(() => new SileroVadModel(ModelPath!)));
+        model = new BackgroundModel<SileroVadModel>(directories.Find(options.Value.VadModelFile), path => new SileroVadModel(path));
     }
 
     /// <summary>Null when no model file was found: streams then only commit by hand.</summary>
-    public string? ModelPath { get; }
+    public string? ModelPath => model.Path;
 
-    public bool IsAvailable => ModelPath is not null;
+    public bool IsAvailable => model.IsAvailable;
 
-    public Task<SileroVadModel> GetModelAsync() => loading.Value;
+    public Task<SileroVadModel> GetModelAsync() => model.GetAsync();
+
+    /// <summary>The model once loaded; null while it loads, failed, or is missing.</summary>
+    public SileroVadModel? Loaded => model.Loaded;
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
         if (!IsAvailable)
         {
             LogMissing(logger);
-            return Task.CompletedTask;
         }
 
-        _ = loading.Value.ContinueWith(t => LogLoadFailed(logger, ModelPath!, t.Exception!.GetBaseException().Message), CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+        model.StartLoading(reason => LogLoadFailed(logger, ModelPath!, reason));
         return Task.CompletedTask;
     }
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
-    public void Dispose()
-    {
-        if (loading.IsValueCreated && loading.Value.IsCompletedSuccessfully)
-        {
-            loading.Value.Result.Dispose();
-        }
-    }
+    public void Dispose() => model.Dispose();
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Silero VAD (silero_vad.onnx) is not under the model directories: streams have no voice detection and finalise utterances only on commit")]
     private static partial void LogMissing(ILogger logger);

@@ -9,6 +9,9 @@ namespace LockN.Tests.Dispatch;
 public sealed class ShortQueueDispatchFixture : DispatchServerFixture
 {
     protected override IDictionary<string, string?> BackendSettings => new Dictionary<string, string?> { ["QueueLength"] = "1" };
+
+    // A test here checks that LockN stays ready while a backend is down: ready needs the speech model loaded.
+    protected override bool WaitsForWhisper => true;
 }
 
 /// <summary>Bounded queues, deadlines while waiting, and a backend that goes down and comes back.</summary>

@@ -57,6 +57,13 @@ public class LockNServerFixture : IAsyncLifetime
             ["Transcription:PullDefaultModel"] = "false",
             [KeysOptions.AdminKeyConfigurationKey] = AdminKey,
         };
+        if (!WaitsForWhisper)
+        {
+            // Whisper still loads (a request may use it), but as one plain worker: less CPU beside the tests.
+            settings["Transcription:SpareWorkers"] = "0";
+            settings["Transcription:WarmUp"] = "false";
+        }
+
         foreach (var (key, value) in Settings)
         {
             settings[key] = value;

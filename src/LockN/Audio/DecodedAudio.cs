@@ -20,7 +20,7 @@ internal sealed record DecodedAudio
     public double DurationSeconds => (double)SourceFrames / SourceSampleRate;
 }
 
-/// <summary>Why an input could not be decoded; each maps to one HTTP status.</summary>
+/// <summary>Why an input could not be decoded; each maps to one HTTP status. Public: a test theory names its values.</summary>
 public enum AudioDecodeError
 {
     /// <summary>No bytes, or a container without a single sample.</summary>

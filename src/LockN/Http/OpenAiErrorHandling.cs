@@ -18,6 +18,7 @@ internal static partial class OpenAiErrorHandling
 
     public static WebApplication UseOpenAiErrors(this WebApplication app)
     {
+        var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("LockN.Http");
         app.UseExceptionHandler(errorApp => errorApp.Run(async context =>
         {
             var exception = context.Features.Get<IExceptionHandlerFeature>()?.Error;
@@ -30,8 +31,7 @@ internal static partial class OpenAiErrorHandling
             };
             if (error.StatusCode >= 500)
             {
-                LogUnhandled(context.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("LockN.Http"),
-                    context.Request.Method, context.Request.Path, exception);
+                LogUnhandled(logger, context.Request.Method, context.Request.Path, exception);
             }
 
             await error.ToResult().ExecuteAsync(context);

@@ -6,6 +6,7 @@ using System.Text.Json;
 
 namespace LockN.Streaming;
 
+// Public (as is StreamClient): the tests' public fixtures hand both out.
 /// <summary>An event as the client received it, with the time since the client connected.</summary>
 public sealed record ReceivedStreamEvent(string Type, JsonElement Body, TimeSpan At);
 

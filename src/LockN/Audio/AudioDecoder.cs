@@ -10,6 +10,20 @@ internal sealed class AudioDecoder(IOptions<AudioOptions> options, ILogger<Audio
 {
     private readonly FfmpegDecoder ffmpeg = new(options.Value, logger);
 
+    /// <summary>Decodes a file (the CLI's inputs); one that cannot be read is refused like a broken upload.</summary>
+    public async Task<AudioDecodeResult> DecodeFileAsync(FileInfo file, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await using var stream = file.OpenRead();
+            return await DecodeAsync(stream, cancellationToken);
+        }
+        catch (IOException ex)
+        {
+            return AudioDecodeResult.Failure(AudioDecodeError.Malformed, ex.Message);
+        }
+    }
+
     public async Task<AudioDecodeResult> DecodeAsync(Stream input, CancellationToken cancellationToken)
     {
         var settings = options.Value;

@@ -45,16 +45,7 @@ internal static class ClassifyCommand
                 var exitCode = 0;
                 foreach (var file in parse.GetValue(files)!)
                 {
-                    AudioDecodeResult decoded;
-                    try
-                    {
-                        await using var stream = file.OpenRead();
-                        decoded = await decoder.DecodeAsync(stream, cancellationToken);
-                    }
-                    catch (IOException ex)
-                    {
-                        decoded = AudioDecodeResult.Failure(AudioDecodeError.Malformed, ex.Message);
-                    }
+                    var decoded = await decoder.DecodeFileAsync(file, cancellationToken);
 
                     if (!decoded.Succeeded)
                     {

@@ -269,16 +269,7 @@ internal static class StreamCommand
             return (null, $"{file.FullName}: no such file");
         }
 
-        AudioDecodeResult decoded;
-        try
-        {
-            await using var stream = file.OpenRead();
-            decoded = await decoder.DecodeAsync(stream, cancellationToken);
-        }
-        catch (IOException ex)
-        {
-            decoded = AudioDecodeResult.Failure(AudioDecodeError.Malformed, ex.Message);
-        }
+        var decoded = await decoder.DecodeFileAsync(file, cancellationToken);
 
         return decoded.Succeeded ? (decoded.Audio, null) : (null, $"{file.Name}: {decoded.Message}");
     }

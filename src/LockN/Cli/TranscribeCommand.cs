@@ -71,11 +71,7 @@ internal static class TranscribeCommand
         }
 
         var wall = Stopwatch.StartNew();
-        AudioDecodeResult decoded;
-        await using (var stream = file.OpenRead())
-        {
-            decoded = await decoder.DecodeAsync(stream, cancellationToken);
-        }
+        var decoded = await decoder.DecodeFileAsync(file, cancellationToken);
 
         if (!decoded.Succeeded)
         {

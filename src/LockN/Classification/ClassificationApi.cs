@@ -68,6 +68,6 @@ internal static class ClassificationApi
         var usage = Usage.UsageFeature.For(context);
         usage.Model = YamnetModel.Id;
         usage.AudioSeconds = audio.DurationSeconds;
-        return TypedResults.Json(SoundClassifier.Summarise(windows, audio.DurationSeconds, model.Classes, host.GenericLabels, query!), LockNJsonContext.Default.ClassificationResult);
+        return TypedResults.Json(SoundClassifier.Summarise(windows, audio.DurationSeconds, model.Classes, host.GenericLabels, query!), LockNJson.Context.ClassificationResult);
     }
 }

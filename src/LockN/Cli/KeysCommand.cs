@@ -47,7 +47,7 @@ internal static class KeysCommand
             var created = await store.CreateAsync(request!, cancellationToken);
             if (parse.GetValue(json))
             {
-                Console.WriteLine(JsonSerializer.Serialize(ApiKeyResource.From(created), LockNJsonContext.Default.ApiKeyResource));
+                Console.WriteLine(JsonSerializer.Serialize(ApiKeyResource.From(created), LockNJson.Context.ApiKeyResource));
             }
             else
             {
@@ -70,7 +70,7 @@ internal static class KeysCommand
             var keys = await store.ListAsync(cancellationToken);
             if (parse.GetValue(json))
             {
-                Console.WriteLine(JsonSerializer.Serialize(keys.Select(ApiKeyResource.From).ToArray(), LockNJsonContext.Default.ApiKeyResourceArray));
+                Console.WriteLine(JsonSerializer.Serialize(keys.Select(ApiKeyResource.From).ToArray(), LockNJson.Context.ApiKeyResourceArray));
                 return 0;
             }
 

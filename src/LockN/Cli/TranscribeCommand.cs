@@ -110,7 +110,7 @@ internal static class TranscribeCommand
         {
             "srt" => TranscriptFormats.ToSrt(transcript),
             "vtt" => TranscriptFormats.ToVtt(transcript),
-            "json" => JsonSerializer.Serialize(TranscriptFormats.ToVerboseJson(transcript, translate: false, segments: true, words: false), LockNJsonContext.Default.VerboseTranscription) + "\n",
+            "json" => JsonSerializer.Serialize(TranscriptFormats.ToVerboseJson(transcript, translate: false, segments: true, words: false), LockNJson.Context.VerboseTranscription) + "\n",
             _ => TranscriptFormats.ToText(transcript),
         });
         var seconds = wall.Elapsed.TotalSeconds;

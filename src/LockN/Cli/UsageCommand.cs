@@ -53,7 +53,7 @@ internal static class UsageCommand
 
                 if (parse.GetValue(json))
                 {
-                    Console.Out.WriteLine(JsonSerializer.Serialize(report, LockNJsonContext.Default.UsageReport));
+                    Console.Out.WriteLine(JsonSerializer.Serialize(report, LockNJson.Context.UsageReport));
                     return 0;
                 }
 

@@ -236,7 +236,7 @@ internal static partial class DispatchApi
     {
         try
         {
-            await EventStream.WriteAsync(context.Response.Body, error.ToBody(), LockNJsonContext.Default.OpenAiErrorBody, CancellationToken.None);
+            await EventStream.WriteAsync(context.Response.Body, error.ToBody(), LockNJson.Context.OpenAiErrorBody, CancellationToken.None);
         }
         catch (Exception ex) when (ex is IOException or OperationCanceledException)
         {

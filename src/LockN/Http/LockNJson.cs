@@ -1,3 +1,4 @@
+using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using LockN.Classification;
@@ -62,7 +63,16 @@ internal sealed record ObjectList<T>(IReadOnlyList<T> Data, [property: JsonPrope
 
 internal static class LockNJson
 {
-    public static JsonSerializerOptions Options => LockNJsonContext.Default.Options;
+    /// <summary>
+    /// The context every serialisation goes through. Its encoder leaves quotes and non-ASCII text as they are
+    /// (<c>'scopes'</c>, not <c>\u0027scopes\u0027</c>): LockN's JSON is served as application/json, never inlined in HTML.
+    /// </summary>
+    public static LockNJsonContext Context { get; } = new(new JsonSerializerOptions(LockNJsonContext.Default.Options)
+    {
+        Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    });
+
+    public static JsonSerializerOptions Options => Context.Options;
 
     /// <summary>Minimal APIs (results, bound bodies, server-sent events) write and read through the same context.</summary>
     public static IServiceCollection AddLockNJson(this IServiceCollection services) =>
@@ -75,7 +85,8 @@ internal static class LockNJson
                 http.SerializerOptions.Converters.Add(converter);
             }
 
-            http.SerializerOptions.TypeInfoResolverChain.Insert(0, LockNJsonContext.Default);
+            http.SerializerOptions.Encoder = Options.Encoder;
+            http.SerializerOptions.TypeInfoResolverChain.Insert(0, Context);
         });
 
     /// <summary>The wire name of an enum value, as JSON writes it (for logs, CLI tables and pages).</summary>

@@ -87,6 +87,6 @@ internal sealed class OpenAiErrorResult(ApiError error) : IResult, IStatusCodeHt
             httpContext.Response.Headers.RetryAfter = retryAfter.ToString(System.Globalization.CultureInfo.InvariantCulture);
         }
 
-        return httpContext.Response.WriteAsJsonAsync(Error.ToBody(), LockNJsonContext.Default.OpenAiErrorBody, cancellationToken: httpContext.RequestAborted);
+        return httpContext.Response.WriteAsJsonAsync(Error.ToBody(), LockNJson.Context.OpenAiErrorBody, cancellationToken: httpContext.RequestAborted);
     }
 }

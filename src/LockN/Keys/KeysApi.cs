@@ -51,7 +51,7 @@ internal static class KeysApi
 
     private static async Task<IResult> CreateAsync(HttpContext context, ApiKeyStore store, TimeProvider time, CancellationToken cancellationToken)
     {
-        var (body, bodyError) = await JsonBody.ReadAsync(context.Request, LockNJsonContext.Default.CreateKeyBody, Example, cancellationToken);
+        var (body, bodyError) = await JsonBody.ReadAsync(context.Request, LockNJson.Context.CreateKeyBody, Example, cancellationToken);
         if (bodyError is not null)
         {
             return bodyError.ToResult();

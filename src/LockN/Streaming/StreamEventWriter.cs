@@ -18,7 +18,7 @@ internal sealed class StreamEventWriter(WebSocket socket, ConnectionWatchdog wat
     public async Task SendAsync(StreamEvent message, CancellationToken cancellationToken)
     {
         message.EventId = "event_" + Interlocked.Increment(ref eventCounter).ToString(CultureInfo.InvariantCulture);
-        var bytes = JsonSerializer.SerializeToUtf8Bytes(message, message.GetType(), LockNJsonContext.Default);
+        var bytes = JsonSerializer.SerializeToUtf8Bytes(message, message.GetType(), LockNJson.Context);
         await sendLock.WaitAsync(cancellationToken);
         try
         {

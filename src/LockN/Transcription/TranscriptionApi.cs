@@ -109,8 +109,8 @@ internal static partial class TranscriptionApi
             request.Job.Temperature);
         return request.Format switch
         {
-            ResponseFormat.Json => TypedResults.Json(TranscriptFormats.ToJson(transcript), LockNJsonContext.Default.JsonTranscription),
-            ResponseFormat.VerboseJson => TypedResults.Json(TranscriptFormats.ToVerboseJson(transcript, translate, request.SegmentTimestamps, request.Job.WordTimestamps), LockNJsonContext.Default.VerboseTranscription),
+            ResponseFormat.Json => TypedResults.Json(TranscriptFormats.ToJson(transcript), LockNJson.Context.JsonTranscription),
+            ResponseFormat.VerboseJson => TypedResults.Json(TranscriptFormats.ToVerboseJson(transcript, translate, request.SegmentTimestamps, request.Job.WordTimestamps), LockNJson.Context.VerboseTranscription),
             ResponseFormat.Text => TypedResults.Text(TranscriptFormats.ToText(transcript), "text/plain; charset=utf-8"),
             ResponseFormat.Srt => TypedResults.Text(TranscriptFormats.ToSrt(transcript), "application/x-subrip; charset=utf-8"),
             ResponseFormat.Vtt => TypedResults.Text(TranscriptFormats.ToVtt(transcript), "text/vtt; charset=utf-8"),

@@ -21,7 +21,7 @@ internal static class ClassificationApi
             return ApiError.ModelNotFound(YamnetModel.Id).ToResult();
         }
 
-        var (form, formError) = await MultipartForm.ReadAsync(context.Request, "file", options.Value.MaxUploadBytes, cancellationToken);
+        var (form, formError) = await MultipartForm.ReadAsync(context.Request, "file", options.Value.MaxUploadBytes, $"{ClassificationOptions.Section}:{nameof(ClassificationOptions.MaxUploadBytes)}", cancellationToken);
         if (formError is not null)
         {
             return formError.ToResult();

@@ -247,14 +247,9 @@ internal static partial class DispatchApi
     /// <summary>Reads the body into the spool, scanning it as it comes; an error for a body too large, cut off or not valid JSON.</summary>
     private static async Task<ApiError?> ReceiveAsync(HttpContext context, RequestSpool spool, JsonObjectScanner scanner, long maxBytes)
     {
-        if (context.Request.ContentLength > maxBytes)
+        if (RequestBodyLimit.Apply(context, maxBytes, param: null, LimitSetting) is { } tooLarge)
         {
-            return TooLarge(maxBytes);
-        }
-
-        if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } bodyLimit)
-        {
-            bodyLimit.MaxRequestBodySize = maxBytes;
+            return tooLarge;
         }
 
         var reader = context.Request.BodyReader;
@@ -282,7 +277,7 @@ internal static partial class DispatchApi
 
                 if (spool.Length > maxBytes)
                 {
-                    return TooLarge(maxBytes); // chunked bodies have no Content-Length to refuse up front
+                    return RequestBodyLimit.TooLarge(null, maxBytes, param: null, LimitSetting); // chunked bodies have no Content-Length to refuse up front
                 }
 
                 if (result.IsCompleted)
@@ -293,7 +288,7 @@ internal static partial class DispatchApi
         }
         catch (BadHttpRequestException ex) when (ex.StatusCode == StatusCodes.Status413PayloadTooLarge)
         {
-            return TooLarge(maxBytes);
+            return RequestBodyLimit.TooLarge(null, maxBytes, param: null, LimitSetting);
         }
         catch (Exception ex) when (ex is OperationCanceledException or IOException or BadHttpRequestException)
         {
@@ -307,8 +302,7 @@ internal static partial class DispatchApi
         return scanner.Failure is { } failure ? DispatchRequest.Refusal(failure) : null;
     }
 
-    private static ApiError TooLarge(long maxBytes) =>
-        ApiError.TooLarge($"The request body is larger than {maxBytes / (1024.0 * 1024):0.#} MB (Dispatch:MaxRequestBytes).", param: null);
+    private const string LimitSetting = $"{DispatchOptions.Section}:{nameof(DispatchOptions.MaxRequestBytes)}";
 
     private static (double? Seconds, ApiError? Error) ReadDeadlineHeader(HttpRequest request)
     {

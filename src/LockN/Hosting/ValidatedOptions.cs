@@ -35,18 +35,8 @@ internal static partial class ValidatedOptions
         AggregateException { InnerExceptions.Count: > 0 } many when many.InnerExceptions.All(e => Describe(e) is not null) =>
             string.Join("; ", many.InnerExceptions.Select(e => Describe(e))),
         InvalidOperationException failed when BindingFailure().Match(failed.Message) is { Success: true } match =>
-            $"{match.Groups["key"].Value} must be {Expected(match.Groups["type"].Value)} (got '{match.Groups["value"].Value}')",
+            $"{match.Groups["key"].Value} must be {ExpectedValue.Describe(Type.GetType(match.Groups["type"].Value))} (got '{match.Groups["value"].Value}')",
         _ => null,
-    };
-
-    /// <summary>What a value of a bound property's type looks like, in words.</summary>
-    private static string Expected(string typeName) => typeName switch
-    {
-        _ when typeName.Contains("Int", StringComparison.Ordinal) || typeName.Contains("Byte", StringComparison.Ordinal) => "a whole number",
-        _ when typeName.Contains("Double", StringComparison.Ordinal) || typeName.Contains("Single", StringComparison.Ordinal) || typeName.Contains("Decimal", StringComparison.Ordinal) => "a number",
-        _ when typeName.Contains("Boolean", StringComparison.Ordinal) => "true or false",
-        _ when typeName.Contains("TimeSpan", StringComparison.Ordinal) => "a duration (hh:mm:ss)",
-        _ => "a valid value",
     };
 
     // The configuration binder's words for a value it cannot convert; it names the key, and the .NET type we translate.

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
+using LockN.Hosting;
 
 namespace LockN.Http;
 
@@ -32,32 +33,6 @@ internal static class JsonBody
             return ApiError.BadRequest($"The body is not valid JSON{where}. Send an object such as {example}.", code: "invalid_json");
         }
 
-        return ApiError.BadRequest($"'{field}' must be {Expected(property.PropertyType)}.", field, "invalid_type");
-    }
-
-    private static string Expected(Type type)
-    {
-        type = Nullable.GetUnderlyingType(type) ?? type;
-        if (type == typeof(string))
-        {
-            return "a string";
-        }
-
-        if (type == typeof(bool))
-        {
-            return "true or false";
-        }
-
-        if (type == typeof(int) || type == typeof(long))
-        {
-            return "a whole number";
-        }
-
-        if (type == typeof(double) || type == typeof(float))
-        {
-            return "a number";
-        }
-
-        return type.IsAssignableTo(typeof(IEnumerable<string>)) ? "an array of strings" : "of another type";
+        return ApiError.BadRequest($"'{field}' must be {ExpectedValue.Describe(property.PropertyType)}.", field, "invalid_type");
     }
 }

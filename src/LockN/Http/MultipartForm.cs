@@ -26,7 +26,7 @@ internal sealed class MultipartForm
     /// Streams a multipart/form-data body, keeping the part named <paramref name="fileField"/> (at most
     /// <paramref name="maxFileBytes"/>) and the text fields. Never writes to disk.
     /// </summary>
-    public static async Task<(MultipartForm? Form, ApiError? Error)> ReadAsync(HttpRequest request, string fileField, long maxFileBytes, CancellationToken cancellationToken)
+    public static async Task<(MultipartForm? Form, ApiError? Error)> ReadAsync(HttpRequest request, string fileField, long maxFileBytes, string limitSetting, CancellationToken cancellationToken)
     {
         if (!MediaTypeHeaderValue.TryParse(request.ContentType, out var contentType) ||
             !contentType.MediaType.Equals("multipart/form-data", StringComparison.OrdinalIgnoreCase))
@@ -42,7 +42,7 @@ internal sealed class MultipartForm
         }
 
         // The form's other fields and part headers may add up to 1 MiB around the file.
-        if (RequestBodyLimit.Apply(request.HttpContext, maxFileBytes + FormOverheadBytes, fileField) is { } tooLarge)
+        if (RequestBodyLimit.Apply(request.HttpContext, maxFileBytes + FormOverheadBytes, fileField, limitSetting) is { } tooLarge)
         {
             return (null, tooLarge);
         }
@@ -73,7 +73,7 @@ internal sealed class MultipartForm
                     var buffer = new MemoryStream((int)Math.Min(request.ContentLength ?? 0, Math.Min(maxFileBytes, InitialFileBufferBytes)));
                     if (!await CopyBoundedAsync(section.Body, buffer, maxFileBytes, cancellationToken))
                     {
-                        return (null, ApiError.TooLarge($"The file is larger than the limit of {maxFileBytes} bytes."));
+                        return (null, ApiError.TooLarge($"The file is larger than the limit of {maxFileBytes} bytes ({limitSetting})."));
                     }
 
                     buffer.Position = 0;

@@ -8,11 +8,12 @@ namespace LockN.Http;
 /// </summary>
 internal static class RequestBodyLimit
 {
-    public static ApiError? Apply(HttpContext context, long maxBytes, string? param)
+    /// <param name="setting">The configuration key of the limit, named in the error so an operator knows what to raise.</param>
+    public static ApiError? Apply(HttpContext context, long maxBytes, string? param, string setting)
     {
         if (context.Request.ContentLength > maxBytes)
         {
-            return TooLarge(context.Request.ContentLength.Value, maxBytes, param);
+            return TooLarge(context.Request.ContentLength.Value, maxBytes, param, setting);
         }
 
         if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } bodyLimit)
@@ -23,8 +24,8 @@ internal static class RequestBodyLimit
         return null;
     }
 
-    public static ApiError TooLarge(long? length, long maxBytes, string? param) =>
+    public static ApiError TooLarge(long? length, long maxBytes, string? param, string setting) =>
         ApiError.TooLarge(length is { } bytes
-            ? $"The request body is {bytes} bytes; the limit is {maxBytes} bytes."
-            : $"The request body is larger than the limit of {maxBytes} bytes.", param);
+            ? $"The request body is {bytes} bytes; the limit is {maxBytes} bytes ({setting})."
+            : $"The request body is larger than the limit of {maxBytes} bytes ({setting}).", param);
 }

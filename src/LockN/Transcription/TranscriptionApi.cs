@@ -25,7 +25,7 @@ internal static partial class TranscriptionApi
     private static async Task<IResult> HandleAsync(TranscriptionServices services, bool translate, CancellationToken cancellationToken)
     {
         var (context, options, models, decoder, logger) = (services.Context, services.Options.Value, services.Models, services.Decoder, services.Logger);
-        var (form, formError) = await MultipartForm.ReadAsync(context.Request, "file", options.MaxUploadBytes, cancellationToken);
+        var (form, formError) = await MultipartForm.ReadAsync(context.Request, "file", options.MaxUploadBytes, $"{TranscriptionOptions.Section}:{nameof(TranscriptionOptions.MaxUploadBytes)}", cancellationToken);
         if (formError is not null)
         {
             return formError.ToResult();

@@ -223,19 +223,33 @@ public class KeyLifecycleTests(KeyClockServerFixture server) : IClassFixture<Key
         var key = (await CreateViaApiAsync(new { name = "one-at-a-time", scopes = new[] { "transcribe" }, max_concurrent_requests = 1 })).GetProperty("key").GetString()!;
 
         // The first request's body never finishes arriving, so it holds the key's only permit. A raw socket makes
-        // sure its headers are on the server before the second request is sent.
-        using var socket = new System.Net.Sockets.TcpClient();
-        await socket.ConnectAsync(server.BaseAddress.Host, server.BaseAddress.Port);
-        var stream = socket.GetStream();
-        await stream.WriteAsync(Encoding.ASCII.GetBytes(
-            $"POST /v1/audio/transcriptions HTTP/1.1\r\nHost: {server.BaseAddress.Authority}\r\nAuthorization: Bearer {key}\r\n" +
-            "Content-Type: multipart/form-data; boundary=x\r\nContent-Length: 100000\r\n\r\n--x\r\n"));
-        await stream.FlushAsync();
+        // sure its headers are on the server before the second request is sent. A probe sent while the server was
+        // still reading those headers can take the permit first and get the raw request refused: then start again.
+        HttpResponseMessage second;
+        System.Net.Sockets.TcpClient socket;
+        var attempts = 0;
+        while (true)
+        {
+            socket = new System.Net.Sockets.TcpClient();
+            await socket.ConnectAsync(server.BaseAddress.Host, server.BaseAddress.Port);
+            var stream = socket.GetStream();
+            await stream.WriteAsync(Encoding.ASCII.GetBytes(
+                $"POST /v1/audio/transcriptions HTTP/1.1\r\nHost: {server.BaseAddress.Authority}\r\nAuthorization: Bearer {key}\r\n" +
+                "Content-Type: multipart/form-data; boundary=x\r\nContent-Length: 100000\r\n\r\n--x\r\n"));
+            await stream.FlushAsync();
 
-        // Until the server has read those headers a second request may still get in; it must be refused soon after.
-        var second = await Eventually(async () => await SendAsync(key), response => response.StatusCode != HttpStatusCode.OK);
+            // Until the server has read those headers a second request may still get in; it must be refused soon after.
+            second = await Eventually(async () => await SendAsync(key), response => response.StatusCode != HttpStatusCode.OK || stream.DataAvailable);
+            if (second.StatusCode != HttpStatusCode.OK || ++attempts == 5)
+            {
+                break;
+            }
 
-        socket.Close();
+            second.Dispose();
+            socket.Dispose(); // the raw request was answered (refused): its permit race was lost
+        }
+
+        socket.Dispose();
         Assert.Equal(HttpStatusCode.TooManyRequests, second.StatusCode);
         Assert.Contains("in flight", await second.Content.ReadAsStringAsync(), StringComparison.Ordinal);
         second.Dispose();

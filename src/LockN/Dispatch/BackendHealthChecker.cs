@@ -21,10 +21,6 @@ internal sealed partial class BackendHealthChecker(
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        if (registry.All.Count == 0)
-        {
-            return;
-        }
 
         using var timer = new PeriodicTimer(interval, time);
         do
@@ -36,6 +32,11 @@ internal sealed partial class BackendHealthChecker(
 
     public async Task CheckAsync(Backend backend, CancellationToken cancellationToken)
     {
+        if (backend.Server is { State: not ManagedServerState.Running } || backend.Removed)
+        {
+            return; // a managed server is watched by its own process supervision until it has loaded
+        }
+
         using var timeoutSource = new CancellationTokenSource(timeout, time);
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeoutSource.Token);
         var started = time.GetTimestamp();
@@ -61,6 +62,16 @@ internal sealed partial class BackendHealthChecker(
             {
                 var body = await response.Content.ReadAsStringAsync(deadline.Token);
                 problem = $"GET /health answered {(int)response.StatusCode}{Describe(body)}";
+                if (response.StatusCode == System.Net.HttpStatusCode.ServiceUnavailable && body.Contains("Loading model", StringComparison.OrdinalIgnoreCase))
+                {
+                    // llama-server is up and loading its model: not broken, just not ready yet.
+                    if (backend.MarkUnhealthy(problem, fromCheck: true, loading: true))
+                    {
+                        LogUnhealthy(logger, backend.Name, problem);
+                    }
+
+                    return;
+                }
             }
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
@@ -117,7 +128,7 @@ internal sealed partial class BackendHealthChecker(
 
     private Task<HttpResponseMessage> SendAsync(Backend backend, string path, CancellationToken cancellationToken)
     {
-        var request = new HttpRequestMessage(HttpMethod.Get, new Uri(backend.BaseUrl, path));
+        var request = new HttpRequestMessage(HttpMethod.Get, new Uri(backend.BaseUrl ?? throw new HttpRequestException("the backend is not running"), path));
         if (backend.Options.ApiKey is { Length: > 0 } key)
         {
             request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", key);

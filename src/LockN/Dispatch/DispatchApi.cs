@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Net;
 using System.Net.Http.Headers;
+using System.Text.Json;
 using LockN.Http;
 using LockN.Scheduling;
 using LockN.Usage;
@@ -87,10 +88,11 @@ internal static partial class DispatchApi
             return routeError.ToResult();
         }
 
+        using var inUse = backend!.Use(); // from here until the answer ends, this backend has work and is not unloaded
         var usage = UsageFeature.For(context);
-        usage.Model = backend!.ModelId;
+        usage.Model = backend.ModelId;
 
-        // The deadline counts from the request's arrival: waiting in line and generating both spend it.
+        // The deadline counts from the request's arrival: waiting in line, a model server loading and generating all spend it.
         var deadline = askedDeadline is { } asked && asked < backend.Deadline.TotalSeconds
             ? TimeSpan.FromSeconds(asked)
             : backend.Deadline;
@@ -101,6 +103,11 @@ internal static partial class DispatchApi
         Admission admission;
         try
         {
+            if (await registry.EnsureStartedAsync(backend, cancellationToken) is { } startError)
+            {
+                return startError.ToResult();
+            }
+
             admission = await backend.Scheduler.AcquireAsync(cancellationToken);
         }
         catch (OperationCanceledException) when (!clientGone.IsCancellationRequested)
@@ -118,26 +125,42 @@ internal static partial class DispatchApi
         }
 
         using var lease = admission.Lease;
-        using var upstreamRequest = new HttpRequestMessage(HttpMethod.Post, new Uri(backend.BaseUrl, path))
+        if (await WaitForServerAsync(registry, backend, time, arrived, cancellationToken, clientGone) is { } notReady)
+        {
+            return notReady;
+        }
+
+        if (backend.BaseUrl is not { } baseUrl)
+        {
+            return ApiError.Unavailable($"Backend '{backend.Name}' for model '{backend.ModelId}' stopped before the request could be sent. Retry later.", "backend_unavailable").ToResult();
+        }
+
+        using var upstreamRequest = new HttpRequestMessage(HttpMethod.Post, new Uri(baseUrl, path))
         {
             Content = new SpooledJsonContent(spool, request.EditsFor(backend)),
             Version = HttpVersion.Version11,
         };
-        upstreamRequest.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue(request.Stream ? "text/event-stream" : "application/json"));
+        upstreamRequest.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue(request.StreamsUpstream ? "text/event-stream" : "application/json"));
         if (backend.Options.ApiKey is { Length: > 0 } backendKey)
         {
             upstreamRequest.Headers.Authorization = new AuthenticationHeaderValue("Bearer", backendKey); // never the client's LockN key
         }
 
+        // The stall watchdog: no event from the backend for StallSeconds ends the request (and restarts a managed server).
+        using var progress = new GenerationProgress(TimeSpan.FromSeconds(options.StallSeconds), time);
+        using var upstreamGone = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, progress.Stalled);
+        var upstreamToken = upstreamGone.Token;
+        var ended = new RequestEnd(context, backend, logger, progress, clientGone);
+
         var sent = time.GetTimestamp();
         HttpResponseMessage response;
         try
         {
-            response = await services.Upstream.Http.SendAsync(upstreamRequest, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
+            response = await services.Upstream.Http.SendAsync(upstreamRequest, HttpCompletionOption.ResponseHeadersRead, upstreamToken);
         }
         catch (OperationCanceledException)
         {
-            return Cancelled(context, backend, logger, time.GetElapsedTime(sent), clientGone);
+            return ended.Cancelled(time.GetElapsedTime(sent));
         }
         catch (HttpRequestException ex)
         {
@@ -153,7 +176,12 @@ internal static partial class DispatchApi
         using (response)
         {
             backend.RecordFirstByte(time.GetElapsedTime(sent));
-            var events = response.Content.Headers.ContentType?.MediaType == "text/event-stream";
+            var events = response.IsSuccessStatusCode && response.Content.Headers.ContentType?.MediaType == "text/event-stream";
+            if (events && !request.Stream)
+            {
+                return await AssembleAsync(response, request, path, usage, progress, ended, upstreamToken);
+            }
+
             context.Response.StatusCode = (int)response.StatusCode;
             context.Response.ContentType = response.Content.Headers.ContentType?.ToString() ?? "application/json";
             if (events)
@@ -168,19 +196,21 @@ internal static partial class DispatchApi
 
             try
             {
-                await using var body = await response.Content.ReadAsStreamAsync(cancellationToken);
+                await using var body = await response.Content.ReadAsStreamAsync(upstreamToken);
                 var tokens = events
-                    ? await ResponseRelay.RelayEventsAsync(body, context.Response.Body, request.ClientWantsUsage, cancellationToken)
-                    : await ResponseRelay.RelayBodyAsync(body, context.Response.Body, cancellationToken);
+                    ? await ResponseRelay.RelayEventsAsync(body, context.Response.Body, request.ClientWantsUsage, progress, upstreamToken)
+                    : await ResponseRelay.RelayBodyAsync(body, context.Response.Body, upstreamToken);
                 if (tokens is { } counted)
                 {
                     usage.TokensIn = counted.In;
                     usage.TokensOut = counted.Out;
                 }
+
+                progress.Report(backend);
             }
             catch (OperationCanceledException)
             {
-                return Cancelled(context, backend, logger, time.GetElapsedTime(sent), clientGone, started: true, events);
+                return ended.Cancelled(time.GetElapsedTime(sent), started: true, events);
             }
             catch (Exception ex) when (ex is IOException or HttpRequestException or InvalidDataException)
             {
@@ -188,7 +218,7 @@ internal static partial class DispatchApi
                 LogBrokenOff(logger, backend.Name, ex.GetBaseException().Message);
                 if (events && !clientGone.IsCancellationRequested)
                 {
-                    await WriteErrorEventAsync(context, ApiError.Unavailable($"Backend '{backend.Name}' broke off its answer: {ex.GetBaseException().Message}", "backend_error"));
+                    await WriteErrorEventAsync(context, BrokenOff(backend, ex));
                 }
                 else
                 {
@@ -201,35 +231,165 @@ internal static partial class DispatchApi
     }
 
     /// <summary>
-    /// The upstream request was cancelled — by the client leaving or by the deadline. Disposing the response (the
-    /// caller's using) closes the connection, which is how llama-server learns to stop generating.
+    /// A non-streaming client's answer: the upstream stream read to its end and written as one JSON body. Nothing is
+    /// sent before the end, so every failure on the way (backend gone, deadline, stall) is an ordinary error status.
     /// </summary>
-    private static IResult Cancelled(HttpContext context, Backend backend, ILogger logger, TimeSpan sinceSent, CancellationToken clientGone, bool started = false, bool events = false)
+    private static async Task<IResult> AssembleAsync(HttpResponseMessage response, DispatchRequest request, string path, UsageFeature usage, GenerationProgress progress, RequestEnd ended, CancellationToken upstreamToken)
     {
-        var elapsed = sinceSent.TotalMilliseconds;
-        if (clientGone.IsCancellationRequested)
+        var backend = ended.Backend;
+        StreamedAnswer answer;
+        try
         {
-            LogClientGone(logger, backend.Name, elapsed);
+            await using var body = await response.Content.ReadAsStreamAsync(upstreamToken);
+            answer = await ResponseRelay.AssembleAsync(body, chat: path.EndsWith("chat/completions", StringComparison.Ordinal), progress, upstreamToken);
+        }
+        catch (OperationCanceledException)
+        {
+            return ended.Cancelled(TimeSpan.Zero);
+        }
+        catch (Exception ex) when (ex is IOException or HttpRequestException or InvalidDataException or JsonException)
+        {
+            LogBrokenOff(ended.Logger, backend.Name, ex.GetBaseException().Message);
+            return BrokenOff(backend, ex).ToResult();
+        }
+
+        progress.Report(backend);
+        if (answer.Usage is { } counted)
+        {
+            usage.TokensIn = counted.In;
+            usage.TokensOut = counted.Out;
+        }
+
+        if (answer.Error is { } error)
+        {
+            // llama-server's own words, with the status it gives them (500 when it gives none).
+            var status = error.ValueKind == JsonValueKind.Object && error.TryGetProperty("code", out var code) && code.TryGetInt32(out var number) && number is >= 400 and < 600 ? number : 500;
+            var message = error.ValueKind == JsonValueKind.Object && error.TryGetProperty("message", out var m) && m.ValueKind == JsonValueKind.String ? m.GetString() : null;
+            return new ApiError(status, $"Backend '{backend.Name}' failed: {message ?? "no reason given"}", status < 500 ? "invalid_request_error" : "server_error", null, "backend_error").ToResult();
+        }
+
+        _ = request;
+        return Results.Bytes(answer.ToJson(), "application/json");
+    }
+
+    /// <summary>
+    /// Waits, holding the slot and within the deadline, for a managed server that is starting (on demand, or after a
+    /// crash); a server an idle unload stopped just now is started again once. Null when it is ready.
+    /// </summary>
+    private static async Task<IResult?> WaitForServerAsync(BackendRegistry registry, Backend backend, TimeProvider time, long arrived, CancellationToken cancellationToken, CancellationToken clientGone)
+    {
+        if (backend.Server is not { } server)
+        {
+            return null;
+        }
+
+        try
+        {
+            for (var attempt = 0; ; attempt++)
+            {
+                var notReady = await server.WaitReadyAsync(cancellationToken);
+                if (notReady is null)
+                {
+                    return null;
+                }
+
+                if (attempt > 0 || server.State != ManagedServerState.Stopped || !server.Options.OnDemand || backend.Draining)
+                {
+                    return ApiError.Unavailable($"Model '{backend.ModelId}' cannot be served: {notReady} Retry later.", "backend_unavailable").ToResult();
+                }
+
+                if (await registry.EnsureStartedAsync(backend, cancellationToken) is { } startError)
+                {
+                    return startError.ToResult();
+                }
+            }
+        }
+        catch (OperationCanceledException) when (!clientGone.IsCancellationRequested)
+        {
+            return ApiError.Unavailable(
+                $"Model '{backend.ModelId}' was still loading on backend '{backend.Name}' when the request's deadline passed ({time.GetElapsedTime(arrived).TotalSeconds:0.#} s). Retry later.",
+                "deadline_exceeded").ToResult();
+        }
+        catch (OperationCanceledException)
+        {
+            return Results.Empty;
+        }
+    }
+
+    private static ApiError BrokenOff(Backend backend, Exception ex) =>
+        ApiError.Unavailable($"Backend '{backend.Name}' broke off its answer: {UpstreamProblem(ex)}. Retry later.", "backend_error");
+
+    private static string UpstreamProblem(Exception ex) => ex switch
+    {
+        HttpRequestException http => UpstreamClient.Describe(http),
+        InvalidDataException or JsonException => "it sent a malformed answer",
+        _ when ex.GetBaseException() is System.Net.Sockets.SocketException => "the connection was reset",
+        _ => "the connection closed mid-answer",
+    };
+
+    /// <summary>How a request that did not finish ends, by what ended it: the client leaving, the deadline, or a stall.</summary>
+    private sealed record RequestEnd(HttpContext Context, Backend Backend, ILogger Logger, GenerationProgress Progress, CancellationToken ClientGone)
+    {
+        /// <summary>
+        /// The upstream request was cancelled. Disposing the response (the caller's using) closes the connection,
+        /// which is how llama-server learns to stop generating: at its next token, since every request streams.
+        /// </summary>
+        public IResult Cancelled(TimeSpan sinceSent, bool started = false, bool events = false)
+        {
+            var elapsed = sinceSent.TotalMilliseconds;
+            Progress.Report(Backend);
+            if (ClientGone.IsCancellationRequested)
+            {
+                LogClientGone(Logger, Backend.Name, elapsed);
+                return Results.Empty;
+            }
+
+            ApiError error;
+            if (Progress.Stalled.IsCancellationRequested)
+            {
+                var seconds = Progress.StallAfter.TotalSeconds;
+                LogStalled(Logger, Backend.Name, seconds);
+                error = ApiError.Unavailable(
+                    $"Backend '{Backend.Name}' stalled: model '{Backend.ModelId}' produced no token for {seconds:0.#} s (Dispatch:StallSeconds). The request was cancelled and the backend {(Backend.Server is null ? "marked unhealthy" : "restarted")}.",
+                    "backend_stalled");
+                Stalled();
+            }
+            else
+            {
+                LogDeadline(Logger, Backend.Name, elapsed);
+                error = ApiError.Unavailable(
+                    $"Model '{Backend.ModelId}' did not finish within the request's deadline; its work on backend '{Backend.Name}' was cancelled.",
+                    "deadline_exceeded");
+            }
+
+            if (!started)
+            {
+                return error.ToResult();
+            }
+
+            if (events)
+            {
+                // Headers are gone; an OpenAI-style error event tells the client why the stream ends here.
+                return new DeferredResult(ctx => WriteErrorEventAsync(ctx, error));
+            }
+
+            Context.Abort();
             return Results.Empty;
         }
 
-        LogDeadline(logger, backend.Name, elapsed);
-        var error = ApiError.Unavailable(
-            $"Model '{backend.ModelId}' did not finish within the request's deadline; its work on backend '{backend.Name}' was cancelled.",
-            "deadline_exceeded");
-        if (!started)
+        // A stuck server holds its slot for nobody: a managed one is killed and started again, a URL one is taken out of rotation.
+        private void Stalled()
         {
-            return error.ToResult();
+            var reason = $"stalled: no token for {Progress.StallAfter.TotalSeconds:0.#} s";
+            if (Backend.Server is { } server)
+            {
+                _ = server.RestartAsync(reason, graceful: false, CancellationToken.None);
+            }
+            else
+            {
+                Backend.MarkUnhealthy(reason, fromCheck: false);
+            }
         }
-
-        if (events)
-        {
-            // Headers are gone; an OpenAI-style error event tells the client why the stream ends here.
-            return new DeferredResult(ctx => WriteErrorEventAsync(ctx, error));
-        }
-
-        context.Abort();
-        return Results.Empty;
     }
 
     private static async Task WriteErrorEventAsync(HttpContext context, ApiError error)
@@ -332,6 +492,9 @@ internal static partial class DispatchApi
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Deadline passed; request to backend {Backend} aborted after {ElapsedMs:0} ms")]
     private static partial void LogDeadline(ILogger logger, string backend, double elapsedMs);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Backend {Backend} stalled: no token for {Seconds} s; request cancelled")]
+    private static partial void LogStalled(ILogger logger, string backend, double seconds);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Backend {Backend} marked unhealthy after a failed request: {Problem}")]
     private static partial void LogMarkedDown(ILogger logger, string backend, string problem);

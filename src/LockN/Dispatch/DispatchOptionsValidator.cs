@@ -48,6 +48,65 @@ internal sealed class DispatchOptionsValidator : IValidateOptions<DispatchOption
             }
         }
 
+        for (var i = 0; i < options.ManagedServers.Count; i++)
+        {
+            var server = options.ManagedServers[i];
+            var key = $"{DispatchOptions.Section}:ManagedServers:{i}";
+            if (string.IsNullOrWhiteSpace(server.Name))
+            {
+                failures.Add($"{key}:Name is required (a short name shown in errors and /admin/backends).");
+            }
+            else if (!names.Add(server.Name))
+            {
+                failures.Add($"{key}:Name '{server.Name}' is used by another backend.");
+            }
+
+            if (string.IsNullOrWhiteSpace(server.Model))
+            {
+                failures.Add($"{key}:Model is required: a GGUF file, by path or by name under the model directories.");
+            }
+
+            if (server.Models.Any(string.IsNullOrWhiteSpace))
+            {
+                failures.Add($"{key}:Models must not contain empty names.");
+            }
+
+            if (!string.Equals(server.Start, ManagedServerOptions.StartAlways, StringComparison.OrdinalIgnoreCase) && !server.OnDemand)
+            {
+                failures.Add($"{key}:Start must be '{ManagedServerOptions.StartAlways}' or '{ManagedServerOptions.StartOnDemand}' (got '{server.Start}').");
+            }
+
+            if (server.Parallel is < 1 or > 1024)
+            {
+                failures.Add($"{key}:Parallel must be between 1 and 1024 (got {server.Parallel}).");
+            }
+
+            if (server.ContextSize is < 0 or > 10_000_000)
+            {
+                failures.Add($"{key}:ContextSize must be between 0 (the model's own) and 10000000 (got {server.ContextSize}).");
+            }
+
+            if (server.GpuLayers is < 0 or > 100_000 || server.Threads is < 1 or > 4096)
+            {
+                failures.Add($"{key}: GpuLayers must be 0 or more and Threads 1 or more when set.");
+            }
+
+            if (server.MemoryMiB < 0 || !(server.IdleUnloadSeconds is >= 0 and <= 31_536_000) || !(server.LoadTimeoutSeconds is >= 0.05 and <= 86_400))
+            {
+                failures.Add($"{key}: MemoryMiB and IdleUnloadSeconds must be 0 or more, LoadTimeoutSeconds between 0.05 and 86400.");
+            }
+
+            if (server.QueueLength is < 0 or > 100_000 || !(server.DeadlineSeconds is >= 0.05 and <= 86_400))
+            {
+                failures.Add($"{key}: QueueLength must be between 0 and 100000, DeadlineSeconds between 0.05 and 86400.");
+            }
+
+            if (server.ExtraArguments.Any(a => a is null) || server.ExtraArguments.Any(a => a is "--port" or "--host" or "-m" or "--model"))
+            {
+                failures.Add($"{key}:ExtraArguments must not set --host, --port or the model: LockN sets them.");
+            }
+        }
+
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }
 }

@@ -16,23 +16,33 @@ internal sealed class DispatchRequest
 
     private static readonly byte[] IncludeUsage = """{"include_usage":true}"""u8.ToArray();
 
-    private DispatchRequest(string model, bool stream, bool clientWantsUsage, ScannedValue? modelValue, ScannedValue? streamOptions, long closingBrace)
+    private DispatchRequest(string model, bool canStream, bool stream, bool clientWantsUsage, ScannedValue? modelValue, ScannedValue? streamValue, ScannedValue? streamOptions, long closingBrace)
     {
         Model = model;
+        StreamsUpstream = canStream;
         Stream = stream;
         ClientWantsUsage = clientWantsUsage;
         this.modelValue = modelValue;
+        this.streamValue = streamValue;
         this.streamOptions = streamOptions;
         this.closingBrace = closingBrace;
     }
 
     private readonly ScannedValue? modelValue;
+    private readonly ScannedValue? streamValue;
     private readonly ScannedValue? streamOptions;
     private readonly long closingBrace;
 
     public string Model { get; }
 
+    /// <summary>The client asked for a stream.</summary>
     public bool Stream { get; }
+
+    /// <summary>
+    /// Chat and completion requests always go to the backend as streams: llama-server notices a client gone only when
+    /// it writes to it, which a stream does at every token and a plain answer only at its end.
+    /// </summary>
+    public bool StreamsUpstream { get; }
 
     /// <summary>The client asked for <c>stream_options.include_usage</c> itself, so the usage chunk is its to see.</summary>
     public bool ClientWantsUsage { get; }
@@ -79,7 +89,8 @@ internal sealed class DispatchRequest
             clientWantsUsage = parsed is JsonObject o && o["include_usage"] is JsonValue v && v.TryGetValue<bool>(out var include) && include;
         }
 
-        return (new DispatchRequest(modelId, stream, clientWantsUsage, model, options, scanner.ClosingBrace), null);
+        scanner.Values.TryGetValue("stream", out var streamField);
+        return (new DispatchRequest(modelId, canStream, stream, clientWantsUsage, model, streamField, options, scanner.ClosingBrace), null);
     }
 
     /// <summary>The one answer to a body the scanner refused: 400, saying what is wrong and at which byte.</summary>
@@ -92,18 +103,31 @@ internal sealed class DispatchRequest
         });
 
     /// <summary>
-    /// The edits for <paramref name="backend"/>: its own model id in place of an alias, and for streams
-    /// <c>stream_options.include_usage</c> so the last chunk carries the token counts for the usage ledger.
+    /// The edits for <paramref name="backend"/>: its own model id in place of an alias; <c>"stream": true</c> for a
+    /// request that streams upstream though its client did not ask to; and <c>stream_options.include_usage</c> so the
+    /// last chunk carries the token counts for the usage ledger.
     /// </summary>
     public IReadOnlyList<BodyEdit> EditsFor(Backend backend)
     {
-        var edits = new List<BodyEdit>(2);
+        var edits = new List<BodyEdit>(3);
         if (!string.Equals(Model, backend.ModelId, StringComparison.Ordinal) && modelValue is not null)
         {
             edits.Add(new BodyEdit(modelValue.Start, modelValue.Length, JsonSerializer.SerializeToUtf8Bytes(backend.ModelId)));
         }
 
-        if (Stream && !ClientWantsUsage)
+        if (!StreamsUpstream)
+        {
+            return edits;
+        }
+
+        if (!Stream)
+        {
+            edits.Add(streamValue is null
+                ? new BodyEdit(closingBrace, 0, [.. ","u8, .. "\"stream\":true"u8])
+                : new BodyEdit(streamValue.Start, streamValue.Length, [.. "true"u8]));
+        }
+
+        if (!ClientWantsUsage)
         {
             if (streamOptions is null)
             {
@@ -111,7 +135,8 @@ internal sealed class DispatchRequest
             }
             else
             {
-                var merged = Parse(streamOptions) as JsonObject ?? [];
+                // A plain request's stream_options meant nothing to its client; a stream's are kept with usage added.
+                var merged = (Stream ? Parse(streamOptions) as JsonObject : null) ?? [];
                 merged["include_usage"] = true;
                 edits.Add(new BodyEdit(streamOptions.Start, streamOptions.Length, JsonSerializer.SerializeToUtf8Bytes(merged)));
             }

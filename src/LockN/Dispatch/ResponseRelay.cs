@@ -4,13 +4,12 @@ using System.Text.Json;
 namespace LockN.Dispatch;
 
 /// <summary>
-/// Copies a backend's response body to the client as it arrives and reads the token usage on the way: from the
-/// top-level <c>usage</c> of a JSON answer, or from the usage chunk of a server-sent event stream.
+/// Carries a backend's answer to the client and reads the token usage on the way: a plain JSON answer is copied as it
+/// arrives; an event stream goes out event by event to a streaming client, or is assembled into the plain answer
+/// (<see cref="StreamedAnswer"/>) for one that did not ask to stream. Every event is progress for the stall watchdog.
 /// </summary>
 internal static class ResponseRelay
 {
-    private const int MaxEventBytes = 16 * 1024 * 1024;
-
     /// <summary>A plain (non-streamed) answer: copied chunk by chunk, never held whole.</summary>
     public static async Task<TokenUsage?> RelayBodyAsync(Stream upstream, Stream client, CancellationToken cancellationToken)
     {
@@ -36,82 +35,59 @@ internal static class ResponseRelay
     }
 
     /// <summary>
-    /// A server-sent event stream: each event goes to the client (and is flushed) as soon as it is complete.
+    /// A server-sent event stream to a streaming client: each event is passed on (and flushed) as soon as it is complete.
     /// The usage-only chunk LockN asked for is dropped unless the client asked for it too.
     /// </summary>
-    public static async Task<TokenUsage?> RelayEventsAsync(Stream upstream, Stream client, bool clientWantsUsage, CancellationToken cancellationToken)
+    public static async Task<TokenUsage?> RelayEventsAsync(Stream upstream, Stream client, bool clientWantsUsage, GenerationProgress progress, CancellationToken cancellationToken)
     {
         TokenUsage? usage = null;
-        var buffer = ArrayPool<byte>.Shared.Rent(16 * 1024);
-        var filled = 0;
-        try
+        using var events = new ServerSentEvents(upstream);
+        while (true)
         {
-            while (true)
+            var next = await events.ReadAsync(cancellationToken);
+            if (next.IsEmpty)
             {
-                if (filled == buffer.Length)
+                if (!events.Remainder.IsEmpty)
                 {
-                    if (buffer.Length >= MaxEventBytes)
-                    {
-                        throw new InvalidDataException($"The backend sent an event longer than {MaxEventBytes / (1024 * 1024)} MB.");
-                    }
-
-                    var bigger = ArrayPool<byte>.Shared.Rent(buffer.Length * 2);
-                    buffer.AsSpan(0, filled).CopyTo(bigger);
-                    ArrayPool<byte>.Shared.Return(buffer);
-                    buffer = bigger;
-                }
-
-                var read = await upstream.ReadAsync(buffer.AsMemory(filled), cancellationToken);
-                if (read == 0)
-                {
-                    if (filled > 0)
-                    {
-                        await client.WriteAsync(buffer.AsMemory(0, filled), cancellationToken); // an unterminated last event, as sent
-                    }
-
-                    await client.FlushAsync(cancellationToken);
-                    return usage;
-                }
-
-                var scanFrom = Math.Max(0, filled - 3); // a separator may straddle two reads
-                filled += read;
-                var consumed = 0;
-                while (FindEventEnd(buffer.AsSpan(0, filled), Math.Max(consumed, scanFrom)) is var end and > 0)
-                {
-                    var eventBytes = buffer.AsMemory(consumed, end - consumed);
-                    var (keep, eventUsage) = Inspect(eventBytes.Span, clientWantsUsage);
-                    usage = eventUsage ?? usage;
-                    if (keep)
-                    {
-                        await client.WriteAsync(eventBytes, cancellationToken);
-                    }
-
-                    consumed = end;
+                    await client.WriteAsync(events.Remainder, cancellationToken); // an unterminated last event, as sent
                 }
 
                 await client.FlushAsync(cancellationToken);
-                buffer.AsSpan(consumed, filled - consumed).CopyTo(buffer);
-                filled -= consumed;
+                return usage;
             }
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
+
+            progress.Event();
+            var (keep, eventUsage) = Inspect(next.Span, clientWantsUsage);
+            usage = eventUsage ?? usage;
+            if (keep)
+            {
+                await client.WriteAsync(next, cancellationToken);
+                await client.FlushAsync(cancellationToken);
+            }
         }
     }
 
-    /// <summary>The end (after the blank line) of the first complete event at or after <paramref name="from"/>, or -1.</summary>
-    private static int FindEventEnd(ReadOnlySpan<byte> data, int from)
+    /// <summary>An event stream read to its end and assembled into the plain answer a non-streaming client expects.</summary>
+    public static async Task<StreamedAnswer> AssembleAsync(Stream upstream, bool chat, GenerationProgress progress, CancellationToken cancellationToken)
     {
-        var lf = data[from..].IndexOf("\n\n"u8);
-        var crlf = data[from..].IndexOf("\n\r\n"u8);
-        return (lf, crlf) switch
+        var answer = new StreamedAnswer(chat);
+        using var events = new ServerSentEvents(upstream);
+        while (true)
         {
-            ( < 0, < 0) => -1,
-            ( >= 0, < 0) => from + lf + 2,
-            ( < 0, >= 0) => from + crlf + 3,
-            _ => lf <= crlf ? from + lf + 2 : from + crlf + 3,
-        };
+            var next = await events.ReadAsync(cancellationToken);
+            if (next.IsEmpty)
+            {
+                if (!events.Remainder.IsEmpty)
+                {
+                    answer.Add(events.Remainder.Span);
+                }
+
+                return answer;
+            }
+
+            progress.Event();
+            answer.Add(next.Span);
+        }
     }
 
     private static (bool Keep, TokenUsage? Usage) Inspect(ReadOnlySpan<byte> sse, bool clientWantsUsage)
@@ -121,7 +97,7 @@ internal static class ResponseRelay
             return (true, null); // the common case: a token chunk, passed on without parsing
         }
 
-        var data = DataOf(sse);
+        var data = ServerSentEvents.DataOf(sse, out _);
         if (data.IsEmpty || data.SequenceEqual("[DONE]"u8))
         {
             return (true, null);
@@ -143,20 +119,5 @@ internal static class ResponseRelay
         {
             return (true, null);
         }
-    }
-
-    // The payload of the event's data line ("data: {...}"); multi-line data is rare in OpenAI streams and kept whole.
-    private static ReadOnlySpan<byte> DataOf(ReadOnlySpan<byte> sse)
-    {
-        var start = sse.IndexOf("data:"u8);
-        if (start < 0)
-        {
-            return default;
-        }
-
-        var data = sse[(start + 5)..];
-        var end = data.IndexOf((byte)'\n');
-        data = end < 0 ? data : data[..end];
-        return data.Trim(" \r"u8);
     }
 }

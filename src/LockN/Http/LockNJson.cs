@@ -22,6 +22,7 @@ namespace LockN.Http;
     Converters = [
         typeof(SnakeCaseEnumConverter<ModelState>),
         typeof(SnakeCaseEnumConverter<BackendState>),
+        typeof(SnakeCaseEnumConverter<BackendSource>),
         typeof(SnakeCaseEnumConverter<ModelKind>),
         typeof(SnakeCaseEnumConverter<UsageGrouping>)],
     NumberHandling = JsonNumberHandling.Strict,
@@ -41,6 +42,10 @@ namespace LockN.Http;
 [JsonSerializable(typeof(UsageReport))]
 [JsonSerializable(typeof(BackendReport))]
 [JsonSerializable(typeof(ObjectList<BackendReport>))]
+[JsonSerializable(typeof(AddBackendBody))]
+[JsonSerializable(typeof(BackendLog))]
+[JsonSerializable(typeof(DeletedBackend))]
+[JsonSerializable(typeof(string[]))]
 [JsonSerializable(typeof(LivenessReport))]
 [JsonSerializable(typeof(ReadinessReport))]
 [JsonSerializable(typeof(SessionEvent))]

@@ -41,4 +41,13 @@ internal sealed class SlotSchedulers(TimeProvider time)
 
         return scheduler;
     }
+
+    /// <summary>A scheduler whose model is gone (a backend removed at run time) leaves the reports.</summary>
+    public void Remove(SlotScheduler scheduler)
+    {
+        lock (gate)
+        {
+            all.RemoveAll(r => r.Scheduler == scheduler);
+        }
+    }
 }

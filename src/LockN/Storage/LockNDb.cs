@@ -3,7 +3,7 @@ using Microsoft.EntityFrameworkCore;
 namespace LockN.Storage;
 
 /// <summary>
-/// The keys and the usage ledger. One model, two providers: each has its own subclass so that its migrations
+/// The keys, the usage ledger and the backends added at run time. One model, two providers: each has its own subclass so that its migrations
 /// (generated for its SQL dialect) live apart, in Storage/Migrations/Sqlite and Storage/Migrations/Postgres.
 /// </summary>
 public abstract class LockNDb(DbContextOptions options) : DbContext(options)
@@ -11,6 +11,8 @@ public abstract class LockNDb(DbContextOptions options) : DbContext(options)
     public DbSet<StoredApiKey> ApiKeys => Set<StoredApiKey>();
 
     public DbSet<UsageRecord> Usage => Set<UsageRecord>();
+
+    public DbSet<StoredBackend> Backends => Set<StoredBackend>();
 
     protected override void OnModelCreating(ModelBuilder modelBuilder)
     {
@@ -35,6 +37,15 @@ public abstract class LockNDb(DbContextOptions options) : DbContext(options)
             usage.Property(u => u.Model).HasMaxLength(200);
             usage.Property(u => u.Node).HasMaxLength(100);
             usage.HasIndex(u => u.At);
+        });
+
+        modelBuilder.Entity<StoredBackend>(backend =>
+        {
+            backend.ToTable("backends");
+            backend.HasKey(b => b.Name);
+            backend.Property(b => b.Name).HasMaxLength(100);
+            backend.Property(b => b.Url).HasMaxLength(2000);
+            backend.Property(b => b.Models).HasMaxLength(4000);
         });
 
         // Snake-case columns so the tables read naturally in psql and sqlite3.

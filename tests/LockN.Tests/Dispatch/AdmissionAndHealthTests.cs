@@ -102,19 +102,19 @@ public class AdmissionAndHealthTests(ShortQueueDispatchFixture server, ITestOutp
         }
 
         var back = Stopwatch.GetTimestamp();
-        await server.WaitForBackendAsync("healthy", TimeSpan.FromSeconds(5));
+        await server.WaitForBackendAsync("ready", TimeSpan.FromSeconds(5));
         using var resumed = await server.Client.SendAsync(DispatchServerFixture.Chat("resumed", 2, stream: false));
         output.WriteLine($"traffic resumed {Stopwatch.GetElapsedTime(back).TotalMilliseconds:0} ms after the backend came back");
         Assert.Equal(HttpStatusCode.OK, resumed.StatusCode);
     }
 
     [Fact]
-    public async Task Backend_still_loading_its_model_is_unhealthy_and_its_requests_get_503()
+    public async Task Backend_still_loading_its_model_is_loading_and_its_requests_get_503()
     {
         server.StandIn.Loading = true;
         try
         {
-            var backend = await server.WaitForBackendAsync("unhealthy", TimeSpan.FromSeconds(5));
+            var backend = await server.WaitForBackendAsync("loading", TimeSpan.FromSeconds(5));
             Assert.Contains("503", backend.GetProperty("last_error").GetString(), StringComparison.Ordinal);
             Assert.Contains("Loading model", backend.GetProperty("last_error").GetString(), StringComparison.Ordinal);
 
@@ -127,7 +127,7 @@ public class AdmissionAndHealthTests(ShortQueueDispatchFixture server, ITestOutp
             server.StandIn.Loading = false;
         }
 
-        await server.WaitForBackendAsync("healthy", TimeSpan.FromSeconds(5));
+        await server.WaitForBackendAsync("ready", TimeSpan.FromSeconds(5));
     }
 
     [Fact]

@@ -60,7 +60,7 @@ public class DispatchServerFixture : LockNServerFixture
     {
         StandIn = await LlamaServerStandIn.StartAsync(StandInSlots, TokenInterval);
         await base.InitializeAsync();
-        await WaitForBackendAsync("healthy", TimeSpan.FromSeconds(10));
+        await WaitForBackendAsync("ready", TimeSpan.FromSeconds(10));
     }
 
     public async Task<JsonElement> BackendAsync()

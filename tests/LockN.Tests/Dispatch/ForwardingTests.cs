@@ -169,7 +169,11 @@ public class ForwardingTests(ForwardingDispatchFixture server, ITestOutputHelper
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         var generation = await server.StandIn.WaitForGenerationAsync(g => g.Body?["messages"]?.ToJsonString().Contains(marker, StringComparison.Ordinal) == true);
-        Assert.True(JsonNode.DeepEquals(body, generation.Body), "the backend must get the request exactly as sent");
+        // Exactly as sent, but for the two properties that make every chat request stream upstream with usage.
+        var expected = body.DeepClone().AsObject();
+        expected["stream"] = true;
+        expected["stream_options"] = new JsonObject { ["include_usage"] = true };
+        Assert.True(JsonNode.DeepEquals(expected, generation.Body), "the backend must get the request as sent, streamed");
     }
 
     [Fact]

@@ -21,7 +21,12 @@ public class LargeBodyTests(DispatchServerFixture server, ITestOutputHelper outp
 
             var marker = "large-" + Guid.NewGuid().ToString("N");
             var size = WriteImageRequest(path, marker, imageBytes: 30 * 1024 * 1024);
-            var expectedHash = Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(path)));
+            // What reaches the backend is the body as sent with the one edit LockN makes to it: every chat request
+            // streams upstream, with usage, inserted before the body's closing brace.
+            var sent = File.ReadAllBytes(path);
+            var streamEdit = Encoding.UTF8.GetBytes(",\"stream\":true,\"stream_options\":{\"include_usage\":true}");
+            var expectedHash = Convert.ToHexStringLower(SHA256.HashData([.. sent.AsSpan(0, sent.Length - 1), .. streamEdit, (byte)'}']));
+            var expectedSize = size + streamEdit.Length;
 
             // Everything here runs in this process (client, LockN, stand-in), so its allocations bound LockN's.
             GC.Collect();
@@ -30,9 +35,9 @@ public class LargeBodyTests(DispatchServerFixture server, ITestOutputHelper outp
             var allocated = GC.GetTotalAllocatedBytes(precise: true) - allocatedBefore;
 
             Assert.Equal(HttpStatusCode.OK, status);
-            var generation = server.StandIn.Generations.Single(g => g.BodyBytes == size && g.BodySha256 == expectedHash);
+            var generation = server.StandIn.Generations.Single(g => g.BodyBytes == expectedSize && g.BodySha256 == expectedHash);
             output.WriteLine($"{size / 1e6:0.0} MB body forwarded intact; {allocated / 1e6:0.0} MB allocated in the whole process during the request");
-            Assert.Equal(size, generation.BodyBytes);
+            Assert.Equal(expectedSize, generation.BodyBytes);
             Assert.InRange(allocated, 0, size / 10);
         }
         finally

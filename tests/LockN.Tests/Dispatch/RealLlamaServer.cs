@@ -188,7 +188,7 @@ public class RealLlamaDispatchFixture : LockNServerFixture
         Llama = await RealLlamaServer.StartAsync(CancellationToken.None);
         await base.InitializeAsync();
         var deadline = Stopwatch.GetTimestamp() + 10 * Stopwatch.Frequency;
-        while (await BackendStateAsync() != "healthy")
+        while (await BackendStateAsync() != "ready")
         {
             if (Stopwatch.GetTimestamp() > deadline)
             {

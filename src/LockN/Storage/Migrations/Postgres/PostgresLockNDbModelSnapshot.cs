@@ -89,6 +89,54 @@ namespace LockN.Storage.Migrations.Postgres
                     b.ToTable("api_keys", (string)null);
                 });
 
+            modelBuilder.Entity("LockN.Storage.StoredBackend", b =>
+                {
+                    b.Property<string>("Name")
+                        .HasMaxLength(100)
+                        .HasColumnType("character varying(100)")
+                        .HasColumnName("name");
+
+                    b.Property<long>("CreatedAt")
+                        .HasColumnType("bigint")
+                        .HasColumnName("created_at");
+
+                    b.Property<double>("DeadlineSeconds")
+                        .HasColumnType("double precision")
+                        .HasColumnName("deadline_seconds");
+
+                    b.Property<bool>("Draining")
+                        .HasColumnType("boolean")
+                        .HasColumnName("draining");
+
+                    b.Property<string>("Models")
+                        .IsRequired()
+                        .HasMaxLength(4000)
+                        .HasColumnType("character varying(4000)")
+                        .HasColumnName("models");
+
+                    b.Property<int>("QueueLength")
+                        .HasColumnType("integer")
+                        .HasColumnName("queue_length");
+
+                    b.Property<int>("Slots")
+                        .HasColumnType("integer")
+                        .HasColumnName("slots");
+
+                    b.Property<long>("UpdatedAt")
+                        .HasColumnType("bigint")
+                        .HasColumnName("updated_at");
+
+                    b.Property<string>("Url")
+                        .IsRequired()
+                        .HasMaxLength(2000)
+                        .HasColumnType("character varying(2000)")
+                        .HasColumnName("url");
+
+                    b.HasKey("Name");
+
+                    b.ToTable("backends", (string)null);
+                });
+
             modelBuilder.Entity("LockN.Storage.UsageRecord", b =>
                 {
                     b.Property<long>("Id")

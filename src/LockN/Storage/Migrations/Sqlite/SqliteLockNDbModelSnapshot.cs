@@ -84,6 +84,54 @@ namespace LockN.Storage.Migrations.Sqlite
                     b.ToTable("api_keys", (string)null);
                 });
 
+            modelBuilder.Entity("LockN.Storage.StoredBackend", b =>
+                {
+                    b.Property<string>("Name")
+                        .HasMaxLength(100)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("name");
+
+                    b.Property<long>("CreatedAt")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("created_at");
+
+                    b.Property<double>("DeadlineSeconds")
+                        .HasColumnType("REAL")
+                        .HasColumnName("deadline_seconds");
+
+                    b.Property<bool>("Draining")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("draining");
+
+                    b.Property<string>("Models")
+                        .IsRequired()
+                        .HasMaxLength(4000)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("models");
+
+                    b.Property<int>("QueueLength")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("queue_length");
+
+                    b.Property<int>("Slots")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("slots");
+
+                    b.Property<long>("UpdatedAt")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("updated_at");
+
+                    b.Property<string>("Url")
+                        .IsRequired()
+                        .HasMaxLength(2000)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("url");
+
+                    b.HasKey("Name");
+
+                    b.ToTable("backends", (string)null);
+                });
+
             modelBuilder.Entity("LockN.Storage.UsageRecord", b =>
                 {
                     b.Property<long>("Id")

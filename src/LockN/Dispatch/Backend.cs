@@ -106,18 +106,16 @@ internal sealed class Backend
     {
         get
         {
-            if (Draining || Removed)
-            {
-                return BackendState.Draining;
-            }
-
-            return Server?.State switch
+            var state = Server?.State switch
             {
                 null or ManagedServerState.Running => Health,
                 ManagedServerState.Starting => BackendState.Loading,
                 ManagedServerState.Failed => BackendState.Failed,
                 _ => BackendState.Stopped,
             };
+
+            // Draining says what happens to new requests on a server that runs; a stopped or failed one says that.
+            return (Draining || Removed) && state is not (BackendState.Stopped or BackendState.Failed) ? BackendState.Draining : state;
         }
     }
 

@@ -124,7 +124,7 @@ internal sealed partial class BackendRegistry : IAsyncDisposable
             return (startable, null);
         }
 
-        var reasons = string.Join("; ", candidates.Select(b => $"backend '{b.Name}' {Why(b)}"));
+        var reasons = string.Join("; ", candidates.Select(b => b.State == BackendState.Failed ? Why(b) : $"backend '{b.Name}' {Why(b)}"));
         return (null, ApiError.Unavailable($"Model '{model}' cannot be served now: {reasons}. Retry later.", "backend_unavailable") with { RetryAfterSeconds = 5 });
     }
 
@@ -153,7 +153,7 @@ internal sealed partial class BackendRegistry : IAsyncDisposable
                     LogStartingOnDemand(logger, server.Options.Name);
                     await server.StartAsync(byAdmin: false, cancellationToken);
                     return server.State == ManagedServerState.Failed
-                        ? ApiError.Unavailable($"Model '{backend.ModelId}' cannot be served: backend '{backend.Name}' {Why(backend)}.", "backend_unavailable")
+                        ? ApiError.Unavailable($"Model '{backend.ModelId}' cannot be served: {ManagedLlamaServer.FailedForClients(backend.Name)}", "backend_unavailable")
                         : null;
                 }
             }
@@ -217,7 +217,7 @@ internal sealed partial class BackendRegistry : IAsyncDisposable
     {
         BackendState.Draining => "is draining (it takes no new requests)",
         BackendState.Stopped => $"is stopped{(backend.Server?.LastExit is { } why ? $" ({why})" : "")}; an admin starts it with POST /admin/backends/{backend.Name}/start",
-        BackendState.Failed => $"failed: {backend.Server?.LastExit}",
+        BackendState.Failed => ManagedLlamaServer.FailedForClients(backend.Name).TrimEnd('.'),
         BackendState.Loading => "is loading its model",
         _ => $"is unavailable: {backend.LastError ?? "not healthy"}",
     };

@@ -130,22 +130,6 @@ internal static partial class DispatchApi
             return notReady;
         }
 
-        if (backend.BaseUrl is not { } baseUrl)
-        {
-            return ApiError.Unavailable($"Backend '{backend.Name}' for model '{backend.ModelId}' stopped before the request could be sent. Retry later.", "backend_unavailable").ToResult();
-        }
-
-        using var upstreamRequest = new HttpRequestMessage(HttpMethod.Post, new Uri(baseUrl, path))
-        {
-            Content = new SpooledJsonContent(spool, request.EditsFor(backend)),
-            Version = HttpVersion.Version11,
-        };
-        upstreamRequest.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue(request.StreamsUpstream ? "text/event-stream" : "application/json"));
-        if (backend.Options.ApiKey is { Length: > 0 } backendKey)
-        {
-            upstreamRequest.Headers.Authorization = new AuthenticationHeaderValue("Bearer", backendKey); // never the client's LockN key
-        }
-
         // The stall watchdog: no event from the backend for StallSeconds ends the request (and restarts a managed server).
         using var progress = new GenerationProgress(TimeSpan.FromSeconds(options.StallSeconds), time);
         using var upstreamGone = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, progress.Stalled);
@@ -153,24 +137,46 @@ internal static partial class DispatchApi
         var ended = new RequestEnd(context, backend, logger, progress, clientGone);
 
         var sent = time.GetTimestamp();
-        HttpResponseMessage response;
-        try
+        HttpResponseMessage? response = null;
+        for (var attempt = 0; response is null; attempt++)
         {
-            response = await services.Upstream.Http.SendAsync(upstreamRequest, HttpCompletionOption.ResponseHeadersRead, upstreamToken);
-        }
-        catch (OperationCanceledException)
-        {
-            return ended.Cancelled(time.GetElapsedTime(sent));
-        }
-        catch (HttpRequestException ex)
-        {
-            var problem = UpstreamClient.Describe(ex);
-            if (backend.MarkUnhealthy(problem, fromCheck: false))
+            if (backend.BaseUrl is not { } baseUrl)
             {
-                LogMarkedDown(logger, backend.Name, problem);
+                return ApiError.Unavailable($"Backend '{backend.Name}' for model '{backend.ModelId}' stopped before the request could be sent. Retry later.", "backend_unavailable").ToResult();
             }
 
-            return ApiError.Unavailable($"Backend '{backend.Name}' for model '{backend.ModelId}' is unavailable: {problem}. Retry later.", "backend_unavailable").ToResult();
+            using var upstreamRequest = UpstreamRequest(baseUrl, path, spool, request, backend);
+            try
+            {
+                response = await services.Upstream.Http.SendAsync(upstreamRequest, HttpCompletionOption.ResponseHeadersRead, upstreamToken);
+            }
+            catch (OperationCanceledException)
+            {
+                return ended.Cancelled(time.GetElapsedTime(sent));
+            }
+            catch (HttpRequestException ex)
+            {
+                if (attempt == 0 && backend.Server is { } server && await server.ExitedAsync(upstreamToken))
+                {
+                    // A managed server died just before this request reached it: nothing was generated, so the request
+                    // waits (within its deadline) for the server's restart and is sent again, once.
+                    LogResent(logger, backend.Name, UpstreamClient.Describe(ex));
+                    if (await WaitForServerAsync(registry, backend, time, arrived, cancellationToken, clientGone) is { } restartError)
+                    {
+                        return restartError;
+                    }
+
+                    continue;
+                }
+
+                var problem = UpstreamClient.Describe(ex);
+                if (backend.MarkUnhealthy(problem, fromCheck: false))
+                {
+                    LogMarkedDown(logger, backend.Name, problem);
+                }
+
+                return ApiError.Unavailable($"Backend '{backend.Name}' for model '{backend.ModelId}' is unavailable: {problem}. Retry later.", "backend_unavailable").ToResult();
+            }
         }
 
         using (response)
@@ -228,6 +234,22 @@ internal static partial class DispatchApi
         }
 
         return Results.Empty;
+    }
+
+    private static HttpRequestMessage UpstreamRequest(Uri baseUrl, string path, RequestSpool spool, DispatchRequest request, Backend backend)
+    {
+        var upstreamRequest = new HttpRequestMessage(HttpMethod.Post, new Uri(baseUrl, path))
+        {
+            Content = new SpooledJsonContent(spool, request.EditsFor(backend)),
+            Version = HttpVersion.Version11,
+        };
+        upstreamRequest.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue(request.StreamsUpstream ? "text/event-stream" : "application/json"));
+        if (backend.Options.ApiKey is { Length: > 0 } backendKey)
+        {
+            upstreamRequest.Headers.Authorization = new AuthenticationHeaderValue("Bearer", backendKey); // never the client's LockN key
+        }
+
+        return upstreamRequest;
     }
 
     /// <summary>
@@ -295,7 +317,7 @@ internal static partial class DispatchApi
 
                 if (attempt > 0 || server.State != ManagedServerState.Stopped || !server.Options.OnDemand || backend.Draining)
                 {
-                    return ApiError.Unavailable($"Model '{backend.ModelId}' cannot be served: {notReady} Retry later.", "backend_unavailable").ToResult();
+                    return ApiError.Unavailable($"Model '{backend.ModelId}' cannot be served: {notReady}", "backend_unavailable").ToResult();
                 }
 
                 if (await registry.EnsureStartedAsync(backend, cancellationToken) is { } startError)
@@ -492,6 +514,9 @@ internal static partial class DispatchApi
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Deadline passed; request to backend {Backend} aborted after {ElapsedMs:0} ms")]
     private static partial void LogDeadline(ILogger logger, string backend, double elapsedMs);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Managed backend {Backend} was gone when a request reached it ({Problem}); the request waits for its restart")]
+    private static partial void LogResent(ILogger logger, string backend, string problem);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Backend {Backend} stalled: no token for {Seconds} s; request cancelled")]
     private static partial void LogStalled(ILogger logger, string backend, double seconds);

@@ -40,6 +40,10 @@ internal sealed record DispatchOptions
     [Range(0.05, 86_400)]
     public double StallSeconds { get; init; } = 120;
 
+    /// <summary>The wait before a managed server that exited is started again; doubled after each exit in a row, up to 30 s.</summary>
+    [Range(0.01, 60)]
+    public double RestartBackoffSeconds { get; init; } = 1;
+
     /// <summary>How long a managed server has after SIGTERM before it gets SIGKILL.</summary>
     [Range(0, 600)]
     public double StopGraceSeconds { get; init; } = 10;

@@ -20,7 +20,7 @@ internal enum ManagedServerState
 /// <summary>
 /// One llama-server process LockN owns: started on a free 127.0.0.1 port (tied to LockN by <see cref="ProcessLauncher"/>),
 /// loading until its <c>/health</c> answers 200, then serving with the slot count of its <c>/props</c>. It is started
-/// again when it exits, after 1, 2, 4 … 30 s; after <see cref="CrashLimit"/> exits within <see cref="CrashWindow"/> it is
+/// again when it exits, after 1, 2, 4 … 30 s (<c>Dispatch:RestartBackoffSeconds</c> doubled); after <see cref="CrashLimit"/> exits within <see cref="CrashWindow"/> it is
 /// <see cref="ManagedServerState.Failed"/> until an admin starts it. Stopping is SIGTERM to its process group, then
 /// SIGKILL after the grace period. Its last <see cref="LogCapacity"/> output lines are kept for /admin/backends/{name}/logs.
 /// </summary>
@@ -106,6 +106,33 @@ internal sealed partial class ManagedLlamaServer : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// True when the process a request just failed to reach is gone (or going within half a second): the failure was
+    /// its death, not the network's, and a restart is on its way.
+    /// </summary>
+    public async Task<bool> ExitedAsync(CancellationToken cancellationToken)
+    {
+        var child = process;
+        if (child is null)
+        {
+            return true;
+        }
+
+        try
+        {
+            await child.WaitForExitAsync(cancellationToken).WaitAsync(TimeSpan.FromMilliseconds(500), time, cancellationToken);
+            return true;
+        }
+        catch (Exception ex) when (ex is TimeoutException or OperationCanceledException)
+        {
+            return false;
+        }
+        catch (Exception ex) when (ex is InvalidOperationException or ObjectDisposedException)
+        {
+            return true; // reaped and disposed by the exit watcher already
+        }
+    }
+
     /// <summary>Starts the process unless it runs or is starting. <paramref name="byAdmin"/> also clears a failure.</summary>
     public async Task StartAsync(bool byAdmin, CancellationToken cancellationToken)
     {
@@ -140,7 +167,7 @@ internal sealed partial class ManagedLlamaServer : IAsyncDisposable
             await StopCoreAsync(reason);
             State = ManagedServerState.Stopped;
             LastExit = reason;
-            Complete($"Its server was stopped: {reason}.");
+            Complete($"backend '{Options.Name}' was stopped ({reason}).");
         }
         finally
         {
@@ -229,7 +256,7 @@ internal sealed partial class ManagedLlamaServer : IAsyncDisposable
         var model = directories.Find(Options.Model);
         if (model is null)
         {
-            return (null, null, $"Model file '{Options.Model}' was not found under the model directories ({directories}); put it there or give its full path.");
+            return (null, null, $"Model file '{Options.Model}' was not found under the model directories ({directories}); put it there or give its full path");
         }
 
         var arguments = new List<string> { "-m", model, "--host", "127.0.0.1", "--parallel", Options.Parallel.ToString(CultureInfo.InvariantCulture) };
@@ -237,7 +264,7 @@ internal sealed partial class ManagedLlamaServer : IAsyncDisposable
         {
             if (directories.Find(mmprojName) is not { } mmproj)
             {
-                return (null, null, $"Projector file '{mmprojName}' was not found under the model directories ({directories}).");
+                return (null, null, $"Projector file '{mmprojName}' was not found under the model directories ({directories})");
             }
 
             arguments.AddRange(["--mmproj", mmproj]);
@@ -392,7 +419,7 @@ internal sealed partial class ManagedLlamaServer : IAsyncDisposable
                 return;
             }
 
-            var backoff = TimeSpan.FromSeconds(Math.Min(MaxBackoff.TotalSeconds, Math.Pow(2, consecutiveCrashes)));
+            var backoff = TimeSpan.FromSeconds(Math.Min(MaxBackoff.TotalSeconds, dispatch.RestartBackoffSeconds * Math.Pow(2, consecutiveCrashes)));
             consecutiveCrashes++;
             State = ManagedServerState.Starting; // requests keep waiting for it, within their deadlines
             _ = RestartAfterAsync(backoff, child);
@@ -481,8 +508,12 @@ internal sealed partial class ManagedLlamaServer : IAsyncDisposable
         Keep($"[lockn] failed: {reason}");
         LogFailed(logger, Options.Name, reason);
         Backend.ResetHealth(reason);
-        Complete(reason);
+        Complete(FailedForClients(Options.Name)); // the reason may name paths: it is for admins, in /admin/backends
     }
+
+    /// <summary>What a client is told of a failed server: that it failed, and where an admin reads why.</summary>
+    public static string FailedForClients(string name) =>
+        $"backend '{name}' failed (an admin reads why in GET /admin/backends/{name} and starts it again with POST /admin/backends/{name}/start).";
 
     // Ends the current wait for readiness: null when ready, else why not. The next start gets a fresh one.
     private void Complete(string? outcome)

@@ -16,7 +16,7 @@ internal static class EventStream
 
     private static void Serialize<T>(T payload, JsonTypeInfo<T> typeInfo, IBufferWriter<byte> buffer)
     {
-        using var writer = new Utf8JsonWriter(buffer);
+        using var writer = new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = typeInfo.Options.Encoder }); // the context's readable escaping
         JsonSerializer.Serialize(writer, payload, typeInfo);
     }
 

@@ -34,6 +34,7 @@ public class ManagedDispatchFixture : LockNServerFixture
                 ["Dispatch:MaxResidentMemoryMiB"] = "1000",
                 ["Dispatch:CapacityWaitSeconds"] = "2",
                 ["Dispatch:StopGraceSeconds"] = "3",
+                ["Dispatch:RestartBackoffSeconds"] = "0.2",
             };
             Managed(settings, 0, "one", "always", parallel: 1, context: 8192);
             Managed(settings, 1, "two", "always", parallel: 2, context: 16384);
@@ -41,6 +42,8 @@ public class ManagedDispatchFixture : LockNServerFixture
             Managed(settings, 3, "lazy-b", "on_demand", parallel: 1, context: 8192, memoryMiB: 600);
             Managed(settings, 4, "idle", "on_demand", parallel: 1, context: 2048, idleUnload: IdleUnloadSeconds);
             Managed(settings, 5, "slow", "on_demand", parallel: 1, context: 1_000_000);
+            Managed(settings, 6, "broken", "always", parallel: 1, context: 2048, model: BrokenModel);
+            Managed(settings, 7, "missing", "on_demand", parallel: 1, context: 2048, model: "no-such-model.gguf");
             return settings;
         }
     }
@@ -115,11 +118,28 @@ public class ManagedDispatchFixture : LockNServerFixture
         return [.. log.GetProperty("lines").EnumerateArray().Select(l => l.GetString()!)];
     }
 
-    private static void Managed(Dictionary<string, string?> settings, int i, string name, string start, int parallel, int context, int memoryMiB = 0, double idleUnload = 0)
+    /// <summary>A file named like a model that is not one: llama-server exits at once on it, every time.</summary>
+    public string BrokenModel { get; } = CreateBrokenModel();
+
+    public override async ValueTask DisposeAsync()
+    {
+        await base.DisposeAsync();
+        File.Delete(BrokenModel);
+        GC.SuppressFinalize(this);
+    }
+
+    private static string CreateBrokenModel()
+    {
+        var path = Path.Combine(Path.GetTempPath(), $"lockn-broken-{Guid.NewGuid():N}.gguf");
+        File.WriteAllText(path, "not a GGUF file");
+        return path;
+    }
+
+    private static void Managed(Dictionary<string, string?> settings, int i, string name, string start, int parallel, int context, int memoryMiB = 0, double idleUnload = 0, string model = RealLlamaServer.ModelFile)
     {
         var key = $"Dispatch:ManagedServers:{i}:";
         settings[key + "Name"] = name;
-        settings[key + "Model"] = RealLlamaServer.ModelFile;
+        settings[key + "Model"] = model;
         settings[key + "Models:0"] = Model(name);
         settings[key + "Start"] = start;
         settings[key + "Parallel"] = parallel.ToString(System.Globalization.CultureInfo.InvariantCulture);

@@ -85,7 +85,14 @@ internal sealed class Backend
     /// <summary>The backend's model id first, then its aliases.</summary>
     public IReadOnlyList<string> Models { get; }
 
-    public string ModelId => Models[0];
+    /// <summary>The backend's own model id (for a router without configured models, its name).</summary>
+    public string ModelId => Models.Count > 0 ? Models[0] : Name;
+
+    /// <summary>
+    /// For a llama-server in router mode (<c>--models-dir</c>): the models it lists in <c>/models</c> and their load
+    /// state, refreshed by every health check. Null for an ordinary server.
+    /// </summary>
+    public IReadOnlyList<RouterModel>? RouterModels { get; private set; }
     public SlotScheduler Scheduler { get; }
     public TimeSpan Deadline => Scheduler.QueueDeadline;
 
@@ -148,7 +155,20 @@ internal sealed class Backend
     /// <summary>Time since a request last arrived or finished here.</summary>
     public TimeSpan IdleFor => time.GetElapsedTime(Interlocked.Read(ref lastUsedAt));
 
-    public bool Serves(string model) => Models.Contains(model, StringComparer.OrdinalIgnoreCase);
+    public bool Serves(string model) =>
+        Models.Contains(model, StringComparer.OrdinalIgnoreCase)
+        || (RouterModels?.Any(m => m.Serves(model)) ?? false);
+
+    /// <summary>
+    /// The model id sent upstream for a request that asked for <paramref name="requested"/>: the backend's own id in
+    /// place of an alias; a router's models by their own ids, since the router picks the model by it.
+    /// </summary>
+    public string UpstreamModel(string requested) =>
+        RouterModels?.FirstOrDefault(m => m.Serves(requested)) is { } routed && !Models.Contains(requested, StringComparer.OrdinalIgnoreCase)
+            ? routed.Id
+            : ModelId;
+
+    public void SetRouterModels(IReadOnlyList<RouterModel> models) => RouterModels = models;
 
     public void SetSlots(int slots, string source)
     {
@@ -262,4 +282,11 @@ internal sealed class Backend
             }
         }
     }
+}
+
+/// <summary>One model behind a llama-server router, as its <c>/models</c> lists it: id, aliases, and load state.</summary>
+internal sealed record RouterModel(string Id, IReadOnlyList<string> Aliases, string Status)
+{
+    public bool Serves(string model) =>
+        string.Equals(Id, model, StringComparison.OrdinalIgnoreCase) || Aliases.Contains(model, StringComparer.OrdinalIgnoreCase);
 }

@@ -47,7 +47,7 @@ internal sealed partial class BackendHealthChecker(
             var latency = time.GetElapsedTime(started);
             if (response.IsSuccessStatusCode)
             {
-                problem = backend.SlotsKnown ? null : await ReadSlotsAsync(backend, deadline.Token);
+                problem = backend.SlotsKnown && backend.RouterModels is null ? null : await ReadSlotsAsync(backend, deadline.Token);
                 if (problem is null)
                 {
                     if (backend.MarkHealthy(latency))
@@ -93,7 +93,9 @@ internal sealed partial class BackendHealthChecker(
         }
     }
 
-    // llama-server reports its slot count as total_slots in /props; /slots lists one entry per slot.
+    // llama-server reports its slot count as total_slots in /props; /slots lists one entry per slot. A router
+    // (role "router") has no slots of its own: its models and their load state come from /models, and it takes as many
+    // requests at once as it runs model instances (max_instances), unless Slots says otherwise.
     private async Task<string?> ReadSlotsAsync(Backend backend, CancellationToken cancellationToken)
     {
         using (var props = await SendAsync(backend, "props", cancellationToken))
@@ -101,8 +103,20 @@ internal sealed partial class BackendHealthChecker(
             if (props.IsSuccessStatusCode)
             {
                 using var json = await JsonDocument.ParseAsync(await props.Content.ReadAsStreamAsync(cancellationToken), default, cancellationToken);
-                if (json.RootElement.ValueKind == JsonValueKind.Object
-                    && json.RootElement.TryGetProperty("total_slots", out var total) && total.TryGetInt32(out var count) && count > 0)
+                var root = json.RootElement;
+                if (root.ValueKind == JsonValueKind.Object && root.TryGetProperty("role", out var role) && role.ValueKind == JsonValueKind.String && role.GetString() == "router")
+                {
+                    if (!backend.SlotsKnown)
+                    {
+                        var instances = root.TryGetProperty("max_instances", out var max) && max.TryGetInt32(out var n) && n > 0 ? n : 1;
+                        backend.SetSlots(Math.Min(instances, 1024), "router");
+                    }
+
+                    return await ReadRouterModelsAsync(backend, cancellationToken);
+                }
+
+                if (root.ValueKind == JsonValueKind.Object
+                    && root.TryGetProperty("total_slots", out var total) && total.TryGetInt32(out var count) && count > 0)
                 {
                     backend.SetSlots(Math.Min(count, 1024), "props");
                     return null;
@@ -124,6 +138,41 @@ internal sealed partial class BackendHealthChecker(
         }
 
         return "its slot count is unknown: neither /props (total_slots) nor /slots said it; set Slots for this backend";
+    }
+
+    private async Task<string?> ReadRouterModelsAsync(Backend backend, CancellationToken cancellationToken)
+    {
+        using var response = await SendAsync(backend, "models", cancellationToken);
+        if (!response.IsSuccessStatusCode)
+        {
+            return $"the router's GET /models answered {(int)response.StatusCode}";
+        }
+
+        using var json = await JsonDocument.ParseAsync(await response.Content.ReadAsStreamAsync(cancellationToken), default, cancellationToken);
+        if (json.RootElement.ValueKind != JsonValueKind.Object || !json.RootElement.TryGetProperty("data", out var data) || data.ValueKind != JsonValueKind.Array)
+        {
+            return "the router's GET /models is not a model list";
+        }
+
+        var models = new List<RouterModel>();
+        foreach (var model in data.EnumerateArray().Take(1024))
+        {
+            if (model.ValueKind != JsonValueKind.Object || !model.TryGetProperty("id", out var id) || id.ValueKind != JsonValueKind.String)
+            {
+                continue;
+            }
+
+            var aliases = model.TryGetProperty("aliases", out var a) && a.ValueKind == JsonValueKind.Array
+                ? a.EnumerateArray().Where(x => x.ValueKind == JsonValueKind.String).Select(x => x.GetString()!).ToArray()
+                : [];
+            var status = model.TryGetProperty("status", out var st) && st.ValueKind == JsonValueKind.Object && st.TryGetProperty("value", out var value) && value.ValueKind == JsonValueKind.String
+                ? value.GetString()!
+                : "unknown";
+            models.Add(new RouterModel(id.GetString()!, aliases, status));
+        }
+
+        backend.SetRouterModels(models);
+        return null;
     }
 
     private Task<HttpResponseMessage> SendAsync(Backend backend, string path, CancellationToken cancellationToken)

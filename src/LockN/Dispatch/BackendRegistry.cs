@@ -92,6 +92,20 @@ internal sealed partial class BackendRegistry : IAsyncDisposable
     public async Task<(Backend? Backend, ApiError? Error)> SelectAsync(string model, CancellationToken cancellationToken)
     {
         var candidates = All.Where(b => b.Serves(model) && !b.Removed).ToArray();
+        if (candidates.Length == 0 && All.Where(b => b.Server is null && b.State == BackendState.Unknown).Select(b => b.FirstCheck).ToArray() is { Length: > 0 } pendingChecks)
+        {
+            // A router lists its models only once checked: a request at start-up waits for that (it is quick).
+            try
+            {
+                await Task.WhenAll(pendingChecks).WaitAsync(firstCheckWait, cancellationToken);
+            }
+            catch (TimeoutException)
+            {
+            }
+
+            candidates = [.. All.Where(b => b.Serves(model) && !b.Removed)];
+        }
+
         if (candidates.Length == 0)
         {
             return (null, ApiError.ModelNotFound(model));

@@ -31,7 +31,8 @@ internal sealed record BackendReport(
     double? FirstByteLatencyMs,
     double? FirstTokenLatencyMs,
     double? TokensPerSecond,
-    ProcessReport? Process)
+    ProcessReport? Process,
+    IReadOnlyList<RouterModel>? RouterModels)
 {
     public static BackendReport From(Backend backend)
     {
@@ -62,7 +63,8 @@ internal sealed record BackendReport(
                 server.LastExit,
                 server.Options.MemoryMiB,
                 server.Options.IdleUnloadSeconds,
-                server.LastStart));
+                server.LastStart),
+            backend.RouterModels);
     }
 
     private static double? Round(double? value) => value is { } v ? Math.Round(v, 2) : null;
@@ -197,9 +199,10 @@ internal static class BackendsApi
             return ApiError.BadRequest("'url' must not carry credentials: they would be stored in plain text.", "url", "invalid_url").ToResult();
         }
 
-        if (body.Models is not { Count: > 0 } models || models.Any(m => string.IsNullOrWhiteSpace(m) || m.Length > 200) || models.Count > 32)
+        var models = body.Models ?? []; // none: a llama-server router, whose models are read from its /models
+        if (models.Any(m => string.IsNullOrWhiteSpace(m) || m.Length > 200) || models.Count > 32 || (body.Models is not null && models.Count == 0))
         {
-            return ApiError.BadRequest("'models' must list 1 to 32 model ids (the backend's own first, then aliases), none empty.", "models", "invalid_models").ToResult();
+            return ApiError.BadRequest("'models' must list 1 to 32 model ids (the backend's own first, then aliases), none empty; leave it out for a llama-server router.", "models", "invalid_models").ToResult();
         }
 
         if (body.ApiKey is not null)

@@ -90,7 +90,7 @@ internal static partial class DispatchApi
 
         using var inUse = backend!.Use(); // from here until the answer ends, this backend has work and is not unloaded
         var usage = UsageFeature.For(context);
-        usage.Model = backend.ModelId;
+        usage.Model = backend.UpstreamModel(request.Model);
 
         // The deadline counts from the request's arrival: waiting in line, a model server loading and generating all spend it.
         var deadline = askedDeadline is { } asked && asked < backend.Deadline.TotalSeconds

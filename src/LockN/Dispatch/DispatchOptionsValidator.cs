@@ -27,9 +27,9 @@ internal sealed class DispatchOptionsValidator : IValidateOptions<DispatchOption
                 failures.Add($"{key}:Url must be an absolute http or https URL such as http://127.0.0.1:8081 (got '{backend.Url}').");
             }
 
-            if (backend.Models.Count == 0 || backend.Models.Any(string.IsNullOrWhiteSpace))
+            if (backend.Models.Any(string.IsNullOrWhiteSpace))
             {
-                failures.Add($"{key}:Models must list at least one model id, with no empty names.");
+                failures.Add($"{key}:Models must not contain empty names (leave it out for a llama-server router, whose models are read from its /models).");
             }
 
             if (backend.Slots is < 0 or > 1024)

@@ -110,9 +110,10 @@ internal sealed class DispatchRequest
     public IReadOnlyList<BodyEdit> EditsFor(Backend backend)
     {
         var edits = new List<BodyEdit>(3);
-        if (!string.Equals(Model, backend.ModelId, StringComparison.Ordinal) && modelValue is not null)
+        var upstreamModel = backend.UpstreamModel(Model);
+        if (!string.Equals(Model, upstreamModel, StringComparison.Ordinal) && modelValue is not null)
         {
-            edits.Add(new BodyEdit(modelValue.Start, modelValue.Length, JsonSerializer.SerializeToUtf8Bytes(backend.ModelId)));
+            edits.Add(new BodyEdit(modelValue.Start, modelValue.Length, JsonSerializer.SerializeToUtf8Bytes(upstreamModel)));
         }
 
         if (!StreamsUpstream)

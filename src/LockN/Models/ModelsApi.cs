@@ -50,7 +50,8 @@ internal static class ModelsApi
 
         var created = sources.Backends.StartedAt.ToUnixTimeSeconds();
         cards.AddRange(sources.Backends.All
-            .SelectMany(backend => backend.Models.Select(model => new ModelCard(model, "model", created, backend.Name)))
+            .SelectMany(backend => backend.Models.Concat(backend.RouterModels?.Select(m => m.Id) ?? []).Distinct(StringComparer.OrdinalIgnoreCase)
+                .Select(model => new ModelCard(model, "model", created, backend.Name)))
             .DistinctBy(card => card.Id, StringComparer.OrdinalIgnoreCase));
         return cards;
     }

@@ -48,7 +48,14 @@ public sealed class RealLlamaServer : IAsyncDisposable
 
     public bool HasExited => process.HasExited;
 
-    public static async Task<RealLlamaServer> StartAsync(CancellationToken cancellationToken, params string[] extraArguments)
+    public static Task<RealLlamaServer> StartAsync(CancellationToken cancellationToken, params string[] extraArguments) =>
+        StartAsync(["-m", Path.Combine(Root, "models", ModelFile), "--parallel", "1"], extraArguments, cancellationToken);
+
+    /// <summary>llama-server in router mode: the models of ../shared/llama/models behind one URL, loaded by it on demand.</summary>
+    public static Task<RealLlamaServer> StartRouterAsync(CancellationToken cancellationToken) =>
+        StartAsync(["--models-dir", Path.Combine(Root, "models"), "--models-max", "1"], [], cancellationToken);
+
+    private static async Task<RealLlamaServer> StartAsync(string[] modelArguments, string[] extraArguments, CancellationToken cancellationToken)
     {
         if (!File.Exists(Executable))
         {
@@ -68,7 +75,7 @@ public sealed class RealLlamaServer : IAsyncDisposable
         start.ArgumentList.Add("-c");
         start.ArgumentList.Add("\"$0\" \"$@\" <&- & server=$!; cat >/dev/null; kill $server 2>/dev/null; wait $server");
         start.ArgumentList.Add(Executable);
-        foreach (var argument in (string[])["-m", Path.Combine(Root, "models", ModelFile), "--host", "127.0.0.1", "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--parallel", "1", "-c", "4096", "-t", "1", .. extraArguments])
+        foreach (var argument in (string[])[.. modelArguments, "--host", "127.0.0.1", "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "-c", "4096", "-t", "1", .. extraArguments])
         {
             start.ArgumentList.Add(argument);
         }

@@ -11,6 +11,7 @@ var root = new RootCommand("LockN: a self-hosted, OpenAI-compatible speech servi
     ModelsCommand.Create(),
     KeysCommand.Create(),
     UsageCommand.Create(),
+    BackendsCommand.Create(),
     WorkerCommand.Create(),
 };
 return await root.Parse(args).InvokeAsync();

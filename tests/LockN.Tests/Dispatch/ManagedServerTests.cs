@@ -296,6 +296,39 @@ public class ManagedServerTests(ManagedDispatchFixture server, ITestOutputHelper
         Assert.Contains("'no-such-model.gguf' was not found under the model directories", backend.GetProperty("process").GetProperty("last_exit").GetString(), StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Lockn_backends_lists_controls_and_reads_logs_of_a_running_server()
+    {
+        await server.WaitForStateAsync("one", "ready", TimeSpan.FromSeconds(30));
+        string[] target = ["--url", server.BaseAddress.ToString(), "--key", server.AdminKey];
+        var list = await Cli.LocknProcess.RunAsync(["backends", "list", .. target]);
+        output.WriteLine(list.Stdout);
+        Assert.Equal(0, list.ExitCode);
+        Assert.Contains("one", list.Stdout, StringComparison.Ordinal);
+        Assert.Contains("ready", list.Stdout, StringComparison.Ordinal);
+
+        var json = await Cli.LocknProcess.RunAsync(["backends", "list", "--json", .. target]);
+        var listed = JsonDocument.Parse(json.Stdout).RootElement.GetProperty("data").EnumerateArray().Select(b => b.GetProperty("name").GetString()).ToArray();
+        Assert.Contains("two", listed);
+        Assert.Contains("lazy-a", listed);
+
+        var logs = await Cli.LocknProcess.RunAsync(["backends", "logs", "one", "--lines", "3", .. target]);
+        Assert.Equal(0, logs.ExitCode);
+        Assert.Equal(3, logs.Stdout.TrimEnd('\n').Split('\n').Length);
+
+        var stop = await Cli.LocknProcess.RunAsync(["backends", "stop", "idle", .. target]);
+        Assert.Equal(0, stop.ExitCode);
+        Assert.Contains("idle: stopped", stop.Stdout, StringComparison.Ordinal);
+
+        var notManaged = await Cli.LocknProcess.RunAsync(["backends", "restart", "nope", .. target]);
+        Assert.Equal(1, notManaged.ExitCode);
+        Assert.Contains("No backend is named 'nope'", notManaged.Stderr, StringComparison.Ordinal);
+
+        var noKey = await Cli.LocknProcess.RunAsync(["backends", "list", "--url", server.BaseAddress.ToString()], new Dictionary<string, string> { ["LOCKN_API_KEY"] = "" });
+        Assert.Equal(1, noKey.ExitCode);
+        Assert.Single(noKey.Stderr.Trim().Split('\n'));
+    }
+
     private async Task StopAsync(string name)
     {
         using var response = await server.Client.PostAsync($"/admin/backends/{name}/stop", null);

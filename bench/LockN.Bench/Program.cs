@@ -3,7 +3,7 @@ using System.Globalization;
 using LockN.Bench;
 
 // A load harness, not a test: prints a Markdown report for docs/benchmarks.md.
-//   dotnet run -c Release --project bench/LockN.Bench -- [--model whisper-tiny.en] [--shared ../shared] [--passes 2] [--only transcription|classification|auth|streaming|dispatch]
+//   dotnet run -c Release --project bench/LockN.Bench -- [--model whisper-tiny.en] [--shared ../shared] [--passes 2] [--only transcription|classification|auth|streaming|dispatch|llama]
 //   [--stream-seconds S]: shortens the streaming part (its single stream to ~S seconds, each concurrent one to at most S) for a quick check.
 var options = BenchOptions.Parse(args);
 var report = new List<string>
@@ -45,6 +45,12 @@ if (options.Runs("streaming"))
 if (options.Runs("dispatch"))
 {
     report.AddRange(await DispatchBenchmark.RunAsync(options));
+    report.Add("");
+}
+
+if (options.Runs("llama"))
+{
+    report.AddRange(await ManagedLlamaBenchmark.RunAsync(options));
 }
 
 Console.WriteLine(string.Join('\n', report));

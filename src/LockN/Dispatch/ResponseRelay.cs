@@ -79,14 +79,14 @@ internal static class ResponseRelay
             {
                 if (!events.Remainder.IsEmpty)
                 {
-                    answer.Add(events.Remainder.Span);
+                    answer.Add(events.Remainder);
                 }
 
                 return answer;
             }
 
             progress.Event();
-            answer.Add(next.Span);
+            answer.Add(next);
         }
     }
 

@@ -71,16 +71,21 @@ internal sealed class ServerSentEvents(Stream upstream) : IDisposable
     /// The field name (<c>data</c>, or llama-server's <c>error</c>) and payload of an event's first data-bearing line;
     /// multi-line data is rare in OpenAI streams and kept whole.
     /// </summary>
-    public static ReadOnlySpan<byte> DataOf(ReadOnlySpan<byte> sse, out string? field)
+    public static ReadOnlySpan<byte> DataOf(ReadOnlySpan<byte> sse, out string? field) =>
+        DataRange(sse, out field) is { } range ? sse.Slice(range.Start, range.Length) : default;
+
+    /// <summary>Where <see cref="DataOf"/>'s payload lies in the event, for parsing it in place.</summary>
+    public static (int Start, int Length)? DataRange(ReadOnlySpan<byte> sse, out string? field)
     {
         if (LineValue(sse, "data:"u8) is { } data)
         {
             field = "data";
-            return sse.Slice(data.Start, data.Length);
+            return data;
         }
 
-        field = LineValue(sse, "error:"u8) is null ? null : "error";
-        return LineValue(sse, "error:"u8) is { } error ? sse.Slice(error.Start, error.Length) : default;
+        var error = LineValue(sse, "error:"u8);
+        field = error is null ? null : "error";
+        return error;
     }
 
     private static (int Start, int Length)? LineValue(ReadOnlySpan<byte> sse, ReadOnlySpan<byte> field)

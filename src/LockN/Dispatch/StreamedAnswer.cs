@@ -35,21 +35,22 @@ internal sealed class StreamedAnswer(bool chat)
     public TokenUsage? Usage => usage is { } u ? TokenUsage.From(u) : null;
 
     /// <summary>Takes one server-sent event (its raw bytes, blank line included).</summary>
-    public void Add(ReadOnlySpan<byte> sse)
+    public void Add(ReadOnlyMemory<byte> sse)
     {
-        var data = ServerSentEvents.DataOf(sse, out var field);
-        if (data.IsEmpty || data.SequenceEqual("[DONE]"u8))
+        if (ServerSentEvents.DataRange(sse.Span, out var field) is not { Length: > 0 } range || sse.Span.Slice(range.Start, range.Length).SequenceEqual("[DONE]"u8))
         {
             return;
         }
 
+        var data = sse.Slice(range.Start, range.Length);
         heldBytes += data.Length;
         if (heldBytes > MaxAssembledBytes)
         {
             throw new InvalidDataException($"The answer grew beyond {MaxAssembledBytes / (1024 * 1024)} MB; ask for it with \"stream\": true.");
         }
 
-        using var json = JsonDocument.Parse(data.ToArray());
+        // Parsed in place (the event's bytes outlive the document): one event per token, so no copy is made of it.
+        using var json = JsonDocument.Parse(data);
         var root = json.RootElement;
         if (root.ValueKind != JsonValueKind.Object)
         {
@@ -63,10 +64,11 @@ internal sealed class StreamedAnswer(bool chat)
             return;
         }
 
-        id = String(root, "id") ?? id;
+        // The same on every chunk of a stream: read once.
+        id ??= String(root, "id");
+        model ??= String(root, "model");
+        systemFingerprint ??= String(root, "system_fingerprint");
         created = root.TryGetProperty("created", out var c) && c.TryGetInt64(out var seconds) ? seconds : created;
-        model = String(root, "model") ?? model;
-        systemFingerprint = String(root, "system_fingerprint") ?? systemFingerprint;
         if (root.TryGetProperty("usage", out var u) && u.ValueKind == JsonValueKind.Object)
         {
             usage = u.Clone();

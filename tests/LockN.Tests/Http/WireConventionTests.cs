@@ -91,7 +91,12 @@ public class WireConventionTests(DispatchServerFixture server, ITestOutputHelper
         }
 
         await CheckAsync("GET /admin/usage", await server.Client.GetAsync("/admin/usage?group_by=model"));
+        await CheckAsync("POST /admin/backends", await server.Client.PostAsJsonAsync("/admin/backends", new { name = "wire", url = "http://127.0.0.1:9", models = new[] { "wire-model" } }));
         await CheckAsync("GET /admin/backends", await server.Client.GetAsync("/admin/backends"));
+        await CheckAsync("GET /admin/backends/{name}", await server.Client.GetAsync("/admin/backends/wire"));
+        await CheckAsync("GET /admin/backends/{name}/logs", await server.Client.GetAsync("/admin/backends/wire/logs")); // a URL backend: 400 not_managed
+        await CheckAsync("POST /admin/backends/{name}/{action}", await server.Client.PostAsync("/admin/backends/wire/drain", null));
+        await CheckAsync("DELETE /admin/backends/{name}", await server.Client.DeleteAsync("/admin/backends/wire"));
 
         // Errors of the pipeline itself: no key, unknown route, wrong method.
         await CheckAsync("GET /v1/models", await server.AnonymousClient.GetAsync("/v1/models"));

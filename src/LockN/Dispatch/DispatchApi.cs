@@ -185,7 +185,7 @@ internal static partial class DispatchApi
             var events = response.IsSuccessStatusCode && response.Content.Headers.ContentType?.MediaType == "text/event-stream";
             if (events && !request.Stream)
             {
-                return await AssembleAsync(response, request, path, usage, progress, ended, upstreamToken);
+                return await AssembleAsync(response, path, usage, progress, ended, upstreamToken);
             }
 
             context.Response.StatusCode = (int)response.StatusCode;
@@ -204,7 +204,7 @@ internal static partial class DispatchApi
             {
                 await using var body = await response.Content.ReadAsStreamAsync(upstreamToken);
                 var tokens = events
-                    ? await ResponseRelay.RelayEventsAsync(body, context.Response.Body, request.ClientWantsUsage, progress, upstreamToken)
+                    ? await ResponseRelay.RelayEventsAsync(body, context.Response.Body, request.ClientWantsUsage, backend.Name, progress, upstreamToken)
                     : await ResponseRelay.RelayBodyAsync(body, context.Response.Body, upstreamToken);
                 if (tokens is { } counted)
                 {
@@ -256,7 +256,7 @@ internal static partial class DispatchApi
     /// A non-streaming client's answer: the upstream stream read to its end and written as one JSON body. Nothing is
     /// sent before the end, so every failure on the way (backend gone, deadline, stall) is an ordinary error status.
     /// </summary>
-    private static async Task<IResult> AssembleAsync(HttpResponseMessage response, DispatchRequest request, string path, UsageFeature usage, GenerationProgress progress, RequestEnd ended, CancellationToken upstreamToken)
+    private static async Task<IResult> AssembleAsync(HttpResponseMessage response, string path, UsageFeature usage, GenerationProgress progress, RequestEnd ended, CancellationToken upstreamToken)
     {
         var backend = ended.Backend;
         StreamedAnswer answer;
@@ -284,13 +284,9 @@ internal static partial class DispatchApi
 
         if (answer.Error is { } error)
         {
-            // llama-server's own words, with the status it gives them (500 when it gives none).
-            var status = error.ValueKind == JsonValueKind.Object && error.TryGetProperty("code", out var code) && code.TryGetInt32(out var number) && number is >= 400 and < 600 ? number : 500;
-            var message = error.ValueKind == JsonValueKind.Object && error.TryGetProperty("message", out var m) && m.ValueKind == JsonValueKind.String ? m.GetString() : null;
-            return new ApiError(status, $"Backend '{backend.Name}' failed: {message ?? "no reason given"}", status < 500 ? "invalid_request_error" : "server_error", null, "backend_error").ToResult();
+            return ResponseRelay.BackendError(error, backend.Name).ToResult();
         }
 
-        _ = request;
         return Results.Bytes(answer.ToJson(), "application/json");
     }
 

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Text.Json;
+using LockN.Http;
 
 namespace LockN.Dispatch;
 
@@ -38,7 +39,7 @@ internal static class ResponseRelay
     /// A server-sent event stream to a streaming client: each event is passed on (and flushed) as soon as it is complete.
     /// The usage-only chunk LockN asked for is dropped unless the client asked for it too.
     /// </summary>
-    public static async Task<TokenUsage?> RelayEventsAsync(Stream upstream, Stream client, bool clientWantsUsage, GenerationProgress progress, CancellationToken cancellationToken)
+    public static async Task<TokenUsage?> RelayEventsAsync(Stream upstream, Stream client, bool clientWantsUsage, string backendName, GenerationProgress progress, CancellationToken cancellationToken)
     {
         TokenUsage? usage = null;
         using var events = new ServerSentEvents(upstream);
@@ -57,6 +58,13 @@ internal static class ResponseRelay
             }
 
             progress.Event();
+            if (ErrorEvent(next.Span) is { } failed)
+            {
+                // llama-server's "error: {...}" line, which OpenAI clients do not read: the same error as a data event in OpenAI's shape.
+                await EventStream.WriteAsync(client, BackendError(failed, backendName).ToBody(), LockNJson.Context.OpenAiErrorBody, cancellationToken);
+                continue;
+            }
+
             var (keep, eventUsage) = Inspect(next.Span, clientWantsUsage);
             usage = eventUsage ?? usage;
             if (keep)
@@ -87,6 +95,35 @@ internal static class ResponseRelay
 
             progress.Event();
             answer.Add(next);
+        }
+    }
+
+    /// <summary>
+    /// An error the backend reported inside its stream (llama-server's <c>error: {"error":{"code","message","type"}}</c>),
+    /// in LockN's words with the backend's: its status (500 when it gives none) and message.
+    /// </summary>
+    public static ApiError BackendError(JsonElement error, string backendName)
+    {
+        var status = error.ValueKind == JsonValueKind.Object && error.TryGetProperty("code", out var code) && code.TryGetInt32(out var number) && number is >= 400 and < 600 ? number : 500;
+        var message = error.ValueKind == JsonValueKind.Object && error.TryGetProperty("message", out var m) && m.ValueKind == JsonValueKind.String ? m.GetString() : null;
+        return new ApiError(status, $"Backend '{backendName}' failed: {message ?? "no reason given"}", status < 500 ? "invalid_request_error" : "server_error", null, "backend_error");
+    }
+
+    private static JsonElement? ErrorEvent(ReadOnlySpan<byte> sse)
+    {
+        if (!sse.StartsWith("error:"u8))
+        {
+            return null;
+        }
+
+        try
+        {
+            using var json = JsonDocument.Parse(ServerSentEvents.DataOf(sse, out _).ToArray());
+            return json.RootElement.ValueKind == JsonValueKind.Object && json.RootElement.TryGetProperty("error", out var inner) ? inner.Clone() : json.RootElement.Clone();
+        }
+        catch (JsonException)
+        {
+            return null;
         }
     }
 

@@ -39,6 +39,11 @@ public sealed class LlamaServerStandIn : IAsyncDisposable
     /// <summary>Time between tokens.</summary>
     public TimeSpan TokenInterval { get; set; }
 
+    /// <summary>What a stream does after <see cref="MisbehaveAfterTokens"/> tokens: what the real server cannot be made to do on cue.</summary>
+    public Misbehaviour Misbehaviour { get; set; }
+
+    public int MisbehaveAfterTokens { get; set; } = 3;
+
     /// <summary>When true, /health answers 503 "Loading model", as llama-server does while it loads.</summary>
     public bool Loading { get; set; }
 
@@ -236,6 +241,12 @@ public sealed class LlamaServerStandIn : IAsyncDisposable
         for (var i = 0; i < generation.MaxTokens; i++)
         {
             await NextTokenAsync(aborted);
+            if (i == MisbehaveAfterTokens && Misbehaviour != Misbehaviour.None)
+            {
+                await MisbehaveAsync(context, aborted);
+                return;
+            }
+
             var token = Token(generation, i);
             object data = kind == Kind.Chat
                 ? new { id, @object = chunk, created = 1_700_000_000, model = generation.Model, choices = new[] { new { index = 0, delta = new { content = token }, finish_reason = (string?)null } } }
@@ -265,6 +276,26 @@ public sealed class LlamaServerStandIn : IAsyncDisposable
         }
 
         await context.Response.WriteAsync("data: [DONE]\n\n", aborted);
+        await context.Response.Body.FlushAsync(aborted);
+    }
+
+    private async Task MisbehaveAsync(HttpContext context, CancellationToken aborted)
+    {
+        switch (Misbehaviour)
+        {
+            case Misbehaviour.Hang:
+                await Task.Delay(Timeout.Infinite, aborted); // alive, connected, silent: until the client goes
+                break;
+            case Misbehaviour.MalformedEvent:
+                await context.Response.WriteAsync("data: {\"choices\":[{\"delta\":\n\n", aborted);
+                await context.Response.WriteAsync("data: [DONE]\n\n", aborted);
+                break;
+            case Misbehaviour.ErrorEvent:
+                // What llama-server writes when generation fails mid-stream.
+                await context.Response.WriteAsync("error: {\"error\":{\"code\":500,\"message\":\"the stand-in failed mid-answer\",\"type\":\"server_error\"}}\n\n", aborted);
+                break;
+        }
+
         await context.Response.Body.FlushAsync(aborted);
     }
 
@@ -303,6 +334,8 @@ public sealed class LlamaServerStandIn : IAsyncDisposable
 }
 
 public enum StopReason { Running, Completed, ClientGone }
+
+public enum Misbehaviour { None, Hang, MalformedEvent, ErrorEvent }
 
 /// <summary>One request the stand-in saw, with Stopwatch timestamps (comparable with the tests' own).</summary>
 public sealed class Generation(int id, string path, long receivedAt)

@@ -177,6 +177,44 @@ public class RealLlamaIncidentTests(ManagedDispatchFixture server, ITestOutputHe
     }
 
     [Fact]
+    public async Task The_OpenAI_SDK_gets_llama_servers_own_answer_plain_and_streamed()
+    {
+        var (_, port) = await server.ProcessAsync("one");
+        using var llama = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
+        var sdk = new OpenAI.Chat.ChatClient(ManagedDispatchFixture.Model("one"), new System.ClientModel.ApiKeyCredential(server.AdminKey),
+            new OpenAI.OpenAIClientOptions { Endpoint = new Uri(server.BaseAddress, "/v1") });
+        var options = new OpenAI.Chat.ChatCompletionOptions { MaxOutputTokenCount = 12, Temperature = 0 }; // greedy: the seed does not matter
+        OpenAI.Chat.ChatMessage[] messages = [new OpenAI.Chat.UserChatMessage("Hello there")];
+
+        // The same request straight to llama-server, plain: what the SDK must get through LockN.
+        using var direct = await llama.PostAsJsonAsync("/v1/chat/completions", new
+        {
+            messages = new[] { new { role = "user", content = "Hello there" } },
+            max_tokens = 12,
+            temperature = 0,
+        });
+        var expected = JsonNode.Parse(await direct.Content.ReadAsStringAsync())!;
+        var expectedText = expected["choices"]![0]!["message"]!["content"]!.GetValue<string>();
+
+        OpenAI.Chat.ChatCompletion completion = await sdk.CompleteChatAsync(messages, options);
+        var streamed = new StringBuilder();
+        await foreach (var update in sdk.CompleteChatStreamingAsync(messages, options))
+        {
+            foreach (var part in update.ContentUpdate)
+            {
+                streamed.Append(part.Text);
+            }
+        }
+
+        output.WriteLine($"direct: {expectedText} | sdk: {completion.Content[0].Text} | sdk streamed: {streamed}");
+        Assert.Equal(expectedText, completion.Content[0].Text);
+        Assert.Equal(expectedText, streamed.ToString());
+        Assert.Equal(OpenAI.Chat.ChatFinishReason.Length, completion.FinishReason);
+        Assert.Equal(expected["usage"]!["completion_tokens"]!.GetValue<int>(), completion.Usage.OutputTokenCount);
+        Assert.Equal(expected["usage"]!["prompt_tokens"]!.GetValue<int>(), completion.Usage.InputTokenCount);
+    }
+
+    [Fact]
     public async Task Usage_tokens_in_the_ledger_are_llama_servers_own_counts()
     {
         using var created = await server.Client.PostAsJsonAsync("/admin/keys", new { name = "real-usage", scopes = new[] { "chat" } });

@@ -37,6 +37,7 @@ internal sealed partial class BackendHealthChecker(
             return; // a managed server is watched by its own process supervision until it has loaded
         }
 
+        var checkedUrl = backend.BaseUrl;
         using var timeoutSource = new CancellationTokenSource(timeout, time);
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeoutSource.Token);
         var started = time.GetTimestamp();
@@ -85,6 +86,11 @@ internal sealed partial class BackendHealthChecker(
         catch (HttpRequestException ex)
         {
             problem = UpstreamClient.Describe(ex);
+        }
+
+        if (backend.BaseUrl != checkedUrl || backend.Server is { State: not ManagedServerState.Running })
+        {
+            return; // the managed server restarted while it was checked: this answer was its predecessor's
         }
 
         if (backend.MarkUnhealthy(problem, fromCheck: true))

@@ -103,11 +103,6 @@ internal static partial class DispatchApi
         Admission admission;
         try
         {
-            if (await registry.EnsureStartedAsync(backend, cancellationToken) is { } startError)
-            {
-                return startError.ToResult();
-            }
-
             admission = await backend.Scheduler.AcquireAsync(cancellationToken);
         }
         catch (OperationCanceledException) when (!clientGone.IsCancellationRequested)
@@ -124,7 +119,14 @@ internal static partial class DispatchApi
             return refused.ToResult();
         }
 
+        // A managed server that is not running is started now, its request holding its place: the model's bounded
+        // queue is where requests wait while it loads (and while room is made for it), and the deadline runs on.
         using var lease = admission.Lease;
+        if (await StartServerAsync(registry, backend, time, arrived, cancellationToken, clientGone) is { } notStarted)
+        {
+            return notStarted;
+        }
+
         if (await WaitForServerAsync(registry, backend, time, arrived, cancellationToken, clientGone) is { } notReady)
         {
             return notReady;
@@ -288,6 +290,24 @@ internal static partial class DispatchApi
         }
 
         return Results.Bytes(answer.ToJson(), "application/json");
+    }
+
+    private static async Task<IResult?> StartServerAsync(BackendRegistry registry, Backend backend, TimeProvider time, long arrived, CancellationToken cancellationToken, CancellationToken clientGone)
+    {
+        try
+        {
+            return (await registry.EnsureStartedAsync(backend, cancellationToken))?.ToResult();
+        }
+        catch (OperationCanceledException) when (!clientGone.IsCancellationRequested)
+        {
+            return ApiError.Unavailable(
+                $"Model '{backend.ModelId}' could not be loaded on backend '{backend.Name}' before the request's deadline passed ({time.GetElapsedTime(arrived).TotalSeconds:0.#} s). Retry later.",
+                "deadline_exceeded").ToResult();
+        }
+        catch (OperationCanceledException)
+        {
+            return Results.Empty;
+        }
     }
 
     /// <summary>

@@ -423,9 +423,9 @@ internal static partial class DispatchApi
             {
                 _ = server.RestartAsync(reason, graceful: false, CancellationToken.None);
             }
-            else
+            else if (Backend.MarkUnhealthy(reason, fromCheck: false))
             {
-                Backend.MarkUnhealthy(reason, fromCheck: false);
+                LogMarkedDown(Logger, Backend.Name, reason);
             }
         }
     }

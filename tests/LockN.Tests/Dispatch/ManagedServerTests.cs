@@ -185,6 +185,27 @@ public class ManagedServerTests(ManagedDispatchFixture server, ITestOutputHelper
     }
 
     [Fact]
+    public async Task Loading_time_counts_against_the_deadline_of_the_request_that_waits_for_it()
+    {
+        await StopAsync("slow");
+        var sent = Stopwatch.GetTimestamp();
+        using (var late = await server.Client.SendAsync(ManagedDispatchFixture.Chat("slow", "in a hurry", 4, stream: false, deadlineSeconds: 0.3)))
+        {
+            var elapsed = Stopwatch.GetElapsedTime(sent);
+            var error = (await late.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("error");
+            output.WriteLine($"{(int)late.StatusCode} after {elapsed.TotalMilliseconds:0} ms: {error}");
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, late.StatusCode);
+            Assert.Equal("deadline_exceeded", error.GetProperty("code").GetString());
+            Assert.Contains("loading", error.GetProperty("message").GetString(), StringComparison.Ordinal);
+            Assert.InRange(elapsed.TotalSeconds, 0.3, 1.5);
+        }
+
+        // The load goes on for the requests after it.
+        await server.WaitForStateAsync("slow", "ready", TimeSpan.FromSeconds(30));
+        await StopAsync("slow");
+    }
+
+    [Fact]
     public async Task Admin_stops_starts_restarts_and_drains_a_managed_server_and_reads_its_log()
     {
         await server.WaitForStateAsync("two", "ready", TimeSpan.FromSeconds(30));

@@ -237,6 +237,8 @@ public class RealLlamaIncidentTests(ManagedDispatchFixture server, ITestOutputHe
 
             using var response = await client.SendAsync(request);
             var text = await response.Content.ReadAsStringAsync();
+            Assert.True(response.StatusCode == HttpStatusCode.OK, $"stream={stream}: {(int)response.StatusCode} {text}");
+            Assert.True(!stream || text.Contains("\"usage\"", StringComparison.Ordinal), $"no usage in the stream: {text}");
             var usageJson = stream
                 ? text.Split('\n').Where(l => l.StartsWith("data: {", StringComparison.Ordinal) && l.Contains("\"usage\"", StringComparison.Ordinal)).Select(l => JsonNode.Parse(l[6..])!["usage"]!).Single()
                 : JsonNode.Parse(text)!["usage"]!;

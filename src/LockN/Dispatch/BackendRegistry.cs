@@ -131,7 +131,8 @@ internal sealed partial class BackendRegistry : IAsyncDisposable
         }
 
         // A managed server already on its way up, else one that may be started for this request.
-        var startable = candidates.FirstOrDefault(b => b.Server is not null && b.State == BackendState.Loading)
+        // (One whose process has just died counts as on its way up: the restart follows within moments.)
+        var startable = candidates.FirstOrDefault(b => b.Server is { } s && (b.State == BackendState.Loading || (s.State == ManagedServerState.Running && s.ProcessGone)))
             ?? candidates.FirstOrDefault(b => b.Server is { Options.OnDemand: true } && b.State == BackendState.Stopped);
         if (startable is not null)
         {

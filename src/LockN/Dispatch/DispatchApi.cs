@@ -158,6 +158,14 @@ internal static partial class DispatchApi
             }
             catch (HttpRequestException ex)
             {
+                if (attempt == 0 && ex.HttpRequestError == HttpRequestError.ResponseEnded && (backend.Server is null || !await backend.Server.ExitedAsync(upstreamToken)))
+                {
+                    // The server closed a kept-alive connection as the request went out on it, without a byte of
+                    // answer: nothing was generated, and the request goes again once, on a new connection.
+                    LogResent(logger, backend.Name, UpstreamClient.Describe(ex));
+                    continue;
+                }
+
                 if (attempt == 0 && backend.Server is { } server && await server.ExitedAsync(upstreamToken))
                 {
                     // A managed server died just before this request reached it: nothing was generated, so the request
@@ -531,7 +539,7 @@ internal static partial class DispatchApi
     [LoggerMessage(Level = LogLevel.Warning, Message = "Deadline passed; request to backend {Backend} aborted after {ElapsedMs:0} ms")]
     private static partial void LogDeadline(ILogger logger, string backend, double elapsedMs);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Managed backend {Backend} was gone when a request reached it ({Problem}); the request waits for its restart")]
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Backend {Backend} did not answer a request ({Problem}); it is sent again once")]
     private static partial void LogResent(ILogger logger, string backend, string problem);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Backend {Backend} stalled: no token for {Seconds} s; request cancelled")]

@@ -121,6 +121,14 @@ internal sealed partial class ManagedLlamaServer : IAsyncDisposable
         try
         {
             await child.WaitForExitAsync(cancellationToken).WaitAsync(TimeSpan.FromMilliseconds(500), time, cancellationToken);
+
+            // Gone: wait (briefly) for the exit to be handled, so that whoever asked next waits for the restart.
+            var since = time.GetTimestamp();
+            while (process == child && time.GetElapsedTime(since) < TimeSpan.FromSeconds(1))
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(5), time, cancellationToken);
+            }
+
             return true;
         }
         catch (Exception ex) when (ex is TimeoutException or OperationCanceledException)
@@ -130,6 +138,22 @@ internal sealed partial class ManagedLlamaServer : IAsyncDisposable
         catch (Exception ex) when (ex is InvalidOperationException or ObjectDisposedException)
         {
             return true; // reaped and disposed by the exit watcher already
+        }
+    }
+
+    /// <summary>True when the process has died and its exit is about to be handled (a restart follows).</summary>
+    public bool ProcessGone
+    {
+        get
+        {
+            try
+            {
+                return process is { HasExited: true };
+            }
+            catch (Exception ex) when (ex is InvalidOperationException or ObjectDisposedException)
+            {
+                return true;
+            }
         }
     }
 

@@ -16,7 +16,9 @@ internal sealed class UpstreamClient : IDisposable
             AutomaticDecompression = DecompressionMethods.None,
             UseCookies = false,
             ConnectTimeout = TimeSpan.FromSeconds(options.Value.ConnectTimeoutSeconds),
-            PooledConnectionIdleTimeout = TimeSpan.FromSeconds(60),
+            // llama-server (cpp-httplib) closes a keep-alive connection idle for 5 s; reusing one just as it does so
+            // fails the request, so LockN lets its idle connections go first.
+            PooledConnectionIdleTimeout = TimeSpan.FromSeconds(4),
             PooledConnectionLifetime = TimeSpan.FromMinutes(10),
             // An abandoned answer closes its connection at once (that is what stops llama-server generating);
             // draining it for reuse would let the backend go on writing tokens nobody reads.

@@ -37,7 +37,7 @@ public class ManagedDispatchFixture : LockNServerFixture
                 ["Dispatch:RestartBackoffSeconds"] = "0.2",
             };
             Managed(settings, 0, "one", "always", parallel: 1, context: 8192);
-            Managed(settings, 1, "two", "always", parallel: 2, context: 16384);
+            Managed(settings, 1, "two", "always", parallel: 2, context: 32768); // 16,384 per slot: room for a 16,000-token answer
             Managed(settings, 2, "lazy-a", "on_demand", parallel: 1, context: 2048, memoryMiB: 600);
             Managed(settings, 3, "lazy-b", "on_demand", parallel: 1, context: 8192, memoryMiB: 600);
             Managed(settings, 4, "idle", "on_demand", parallel: 1, context: 2048, idleUnload: IdleUnloadSeconds);

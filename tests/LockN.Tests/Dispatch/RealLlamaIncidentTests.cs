@@ -99,7 +99,7 @@ public class RealLlamaIncidentTests(ManagedDispatchFixture server, ITestOutputHe
         });
 
         using var keepGoing = new CancellationTokenSource();
-        var other = CallAsync(client, ManagedDispatchFixture.Chat("two", "the other one", 8000, stream: true), keepGoing.Token);
+        var other = CallAsync(client, ManagedDispatchFixture.Chat("two", "the other one", 16000, stream: true), keepGoing.Token); // generating throughout
         var otherTask = await WaitForBusySlotAsync(llama);
 
         using var goAway = new CancellationTokenSource();

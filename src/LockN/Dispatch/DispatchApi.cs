@@ -195,7 +195,7 @@ internal static partial class DispatchApi
             var events = response.IsSuccessStatusCode && response.Content.Headers.ContentType?.MediaType == "text/event-stream";
             if (events && !request.Stream)
             {
-                return await AssembleAsync(response, path, usage, progress, ended, upstreamToken);
+                return await AssembleAsync(response, path, usage, progress, ended, () => time.GetElapsedTime(sent), upstreamToken);
             }
 
             context.Response.StatusCode = (int)response.StatusCode;
@@ -266,7 +266,7 @@ internal static partial class DispatchApi
     /// A non-streaming client's answer: the upstream stream read to its end and written as one JSON body. Nothing is
     /// sent before the end, so every failure on the way (backend gone, deadline, stall) is an ordinary error status.
     /// </summary>
-    private static async Task<IResult> AssembleAsync(HttpResponseMessage response, string path, UsageFeature usage, GenerationProgress progress, RequestEnd ended, CancellationToken upstreamToken)
+    private static async Task<IResult> AssembleAsync(HttpResponseMessage response, string path, UsageFeature usage, GenerationProgress progress, RequestEnd ended, Func<TimeSpan> sinceSent, CancellationToken upstreamToken)
     {
         var backend = ended.Backend;
         StreamedAnswer answer;
@@ -277,7 +277,7 @@ internal static partial class DispatchApi
         }
         catch (OperationCanceledException)
         {
-            return ended.Cancelled(TimeSpan.Zero);
+            return ended.Cancelled(sinceSent());
         }
         catch (Exception ex) when (ex is IOException or HttpRequestException or InvalidDataException or JsonException)
         {

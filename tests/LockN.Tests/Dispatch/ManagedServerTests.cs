@@ -28,7 +28,7 @@ public class ManagedServerTests(ManagedDispatchFixture server, ITestOutputHelper
             var call = RealLlamaIncidentTests.CallAsync(server.Client, request, CancellationToken.None);
             using (var llama = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") })
             {
-                var busy = RealLlamaIncidentTests.WaitForBusySlotAsync(llama);
+                var busy = RealLlamaIncidentTests.WaitForBusySlotAsync(llama); // a fresh server (or idle: the request before has ended)
                 if (await Task.WhenAny(busy, call) == call)
                 {
                     Assert.Fail($"The request ended before it was killed: {(int?)(await call).Status} {(await call).Body}\n{await server.BackendAsync("one")}");

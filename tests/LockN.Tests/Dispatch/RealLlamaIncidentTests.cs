@@ -27,6 +27,7 @@ public class RealLlamaIncidentTests(ManagedDispatchFixture server, ITestOutputHe
     {
         var (_, port) = await server.ProcessAsync("one");
         using var llama = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
+        await WaitForIdleSlotsAsync(llama); // a task of the case before, still stopping, must not be taken for this one's
         using var client = new HttpClient { BaseAddress = server.BaseAddress, Timeout = Timeout.InfiniteTimeSpan };
         client.DefaultRequestHeaders.Authorization = new("Bearer", server.AdminKey);
         using var goAway = new CancellationTokenSource();
@@ -84,6 +85,7 @@ public class RealLlamaIncidentTests(ManagedDispatchFixture server, ITestOutputHe
     {
         var (_, port) = await server.ProcessAsync("two");
         using var llama = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
+        await WaitForIdleSlotsAsync(llama); // a task of the case before, still stopping, must not be taken for this one's
         using var client = new HttpClient { BaseAddress = server.BaseAddress, Timeout = Timeout.InfiniteTimeSpan };
         client.DefaultRequestHeaders.Authorization = new("Bearer", server.AdminKey);
         using var stopPolling = new CancellationTokenSource();
@@ -109,9 +111,11 @@ public class RealLlamaIncidentTests(ManagedDispatchFixture server, ITestOutputHe
         await WaitForQueueAsync("two", 1);
 
         await Task.Delay(TimeSpan.FromSeconds(1.5));
+        var goneBefore = server.Logs.Lines.Count(l => l.Contains("Client went away; request to backend two", StringComparison.Ordinal));
         var endedAt = Stopwatch.GetTimestamp();
         await goAway.CancelAsync();
         var freedAt = await WaitForTaskToLeaveSlotsAsync(llama, abandonedTask.IdTask);
+        var lockNSawItGo = server.Logs.Lines.Where(l => l.Contains("Client went away; request to backend two", StringComparison.Ordinal)).Skip(goneBefore).FirstOrDefault();
         using var queuedResponse = await queued.WaitAsync(TimeSpan.FromSeconds(20));
         var answeredAt = Stopwatch.GetTimestamp();
         var otherStillGenerating = (await SlotsAsync(llama)).Any(s => s.IdTask == otherTask.IdTask && s.IsProcessing);
@@ -125,7 +129,7 @@ public class RealLlamaIncidentTests(ManagedDispatchFixture server, ITestOutputHe
         var freedMs = Milliseconds(endedAt, freedAt);
         var answeredMs = Milliseconds(endedAt, answeredAt);
         output.WriteLine($"stream={stream}: abandoned slot free {freedMs:0.0} ms after the client left; queued request answered after {answeredMs:0.0} ms; " +
-            $"the other request still generating: {otherStillGenerating}; {polls} /slots polls");
+            $"the other request still generating: {otherStillGenerating}; {polls} /slots polls; LockN: {lockNSawItGo ?? "(did not see the client go)"}");
         Assert.Equal(HttpStatusCode.OK, queuedResponse.StatusCode);
         Assert.True(otherStillGenerating, "the other request must have been generating throughout, or the case is not the incident's");
         Assert.InRange(freedMs, 0, 200);
@@ -328,6 +332,16 @@ public class RealLlamaIncidentTests(ManagedDispatchFixture server, ITestOutputHe
             }
 
             Assert.True(Stopwatch.GetTimestamp() < deadline, "llama-server never started the request");
+            await Task.Delay(5);
+        }
+    }
+
+    internal static async Task WaitForIdleSlotsAsync(HttpClient llama)
+    {
+        var deadline = Stopwatch.GetTimestamp() + (30 * Stopwatch.Frequency);
+        while ((await SlotsAsync(llama)).Any(s => s.IsProcessing))
+        {
+            Assert.True(Stopwatch.GetTimestamp() < deadline, "llama-server stayed busy with an earlier request");
             await Task.Delay(5);
         }
     }

@@ -67,6 +67,18 @@ internal sealed record BackendReport(
             backend.RouterModels);
     }
 
+    /// <summary>
+    /// The same for /health/ready, which anyone may read: without a managed server's process details, and with its
+    /// failure as a state rather than the reason (which may name model paths and quote llama-server's output).
+    /// </summary>
+    public static BackendReport Public(Backend backend)
+    {
+        var report = From(backend);
+        return backend.Server is null
+            ? report
+            : report with { Process = null, LastError = backend.State is BackendState.Failed ? "failed (see /admin/backends)" : report.LastError is null ? null : "see /admin/backends" };
+    }
+
     private static double? Round(double? value) => value is { } v ? Math.Round(v, 2) : null;
 }
 

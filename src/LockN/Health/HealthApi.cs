@@ -49,6 +49,6 @@ internal sealed record ReadinessReport(string Status, bool Ready, string Default
         var ready = models.Default?.State == ModelState.Ready;
         return new ReadinessReport(ready ? "ready" : "not_ready", ready, models.DefaultModelId,
             ready ? null : models.DefaultModelProblem ?? $"Default model {models.DefaultModelId} is loading.", reports,
-            [.. backends.All.Select(BackendReport.From)]);
+            [.. backends.All.Select(BackendReport.Public)]);
     }
 }

@@ -321,6 +321,13 @@ public class ManagedServerTests(ManagedDispatchFixture server, ITestOutputHelper
         var backend = await server.BackendAsync("missing");
         Assert.Equal("failed", backend.GetProperty("state").GetString());
         Assert.Contains("'no-such-model.gguf' was not found under the model directories", backend.GetProperty("process").GetProperty("last_exit").GetString(), StringComparison.Ordinal);
+
+        // /health/ready, open to anyone, says that it failed and not why.
+        var readiness = await server.ReadinessAsync();
+        var shown = readiness.GetProperty("backends").EnumerateArray().Single(b => b.GetProperty("name").GetString() == "missing");
+        Assert.Equal("failed", shown.GetProperty("state").GetString());
+        Assert.DoesNotContain(ManagedDispatchFixture.LlamaModels, readiness.ToString(), StringComparison.Ordinal);
+        Assert.DoesNotContain(server.BrokenModel, readiness.ToString(), StringComparison.Ordinal);
     }
 
     [Fact]

@@ -309,6 +309,12 @@ internal sealed partial class ManagedLlamaServer : IAsyncDisposable
             arguments.AddRange(["-t", threads.ToString(CultureInfo.InvariantCulture)]);
         }
 
+        if (!Options.ExtraArguments.Any(a => a is "--alias" or "-a"))
+        {
+            // Its answers and /v1/models then name the model as clients ask for it, not by its file's path.
+            arguments.AddRange(["--alias", Backend.ModelId]);
+        }
+
         arguments.AddRange(Options.ExtraArguments);
         return (executable, [.. arguments], null);
     }

@@ -143,14 +143,7 @@ internal sealed class Backend
     public Task FirstCheck => firstCheck.Task;
 
     /// <summary>Requests routed here and not finished: running, waiting for a slot, or waiting for the server to start.</summary>
-    public bool HasWork
-    {
-        get
-        {
-            var snapshot = Scheduler.Snapshot();
-            return snapshot.Busy > 0 || snapshot.QueueDepth > 0 || Volatile.Read(ref requestsInUse) > 0;
-        }
-    }
+    public bool HasWork => Volatile.Read(ref requestsInUse) > 0; // every request routed here holds a Use() to its end
 
     /// <summary>Time since a request last arrived or finished here.</summary>
     public TimeSpan IdleFor => time.GetElapsedTime(Interlocked.Read(ref lastUsedAt));

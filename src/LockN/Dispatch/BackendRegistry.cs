@@ -144,12 +144,13 @@ internal sealed partial class BackendRegistry : IAsyncDisposable
     }
 
     /// <summary>
-    /// For a managed backend that is not running: makes room for it under the memory budget and starts it. Null when
-    /// it runs or is starting; else the error for the client (no room within <c>CapacityWaitSeconds</c>, or it failed).
+    /// For an on-demand managed backend that is stopped: makes room for it under the memory budget and starts it. Null
+    /// when that is done or not needed (it runs, is starting, or is not started by requests); else the error for the
+    /// client (no room within <c>CapacityWaitSeconds</c>, or it failed).
     /// </summary>
     public async Task<ApiError?> EnsureStartedAsync(Backend backend, CancellationToken cancellationToken)
     {
-        if (backend.Server is not { } server || server.State is ManagedServerState.Running or ManagedServerState.Starting)
+        if (backend.Server is not { Options.OnDemand: true, State: ManagedServerState.Stopped } server)
         {
             return null;
         }

@@ -122,11 +122,6 @@ internal static partial class DispatchApi
         // A managed server that is not running is started now, its request holding its place: the model's bounded
         // queue is where requests wait while it loads (and while room is made for it), and the deadline runs on.
         using var lease = admission.Lease;
-        if (await StartServerAsync(registry, backend, time, arrived, cancellationToken, clientGone) is { } notStarted)
-        {
-            return notStarted;
-        }
-
         if (await WaitForServerAsync(registry, backend, time, arrived, cancellationToken, clientGone) is { } notReady)
         {
             return notReady;
@@ -300,27 +295,10 @@ internal static partial class DispatchApi
         return Results.Bytes(answer.ToJson(), "application/json");
     }
 
-    private static async Task<IResult?> StartServerAsync(BackendRegistry registry, Backend backend, TimeProvider time, long arrived, CancellationToken cancellationToken, CancellationToken clientGone)
-    {
-        try
-        {
-            return (await registry.EnsureStartedAsync(backend, cancellationToken))?.ToResult();
-        }
-        catch (OperationCanceledException) when (!clientGone.IsCancellationRequested)
-        {
-            return ApiError.Unavailable(
-                $"Model '{backend.ModelId}' could not be loaded on backend '{backend.Name}' before the request's deadline passed ({time.GetElapsedTime(arrived).TotalSeconds:0.#} s). Retry later.",
-                "deadline_exceeded").ToResult();
-        }
-        catch (OperationCanceledException)
-        {
-            return Results.Empty;
-        }
-    }
-
     /// <summary>
-    /// Waits, holding the slot and within the deadline, for a managed server that is starting (on demand, or after a
-    /// crash); a server an idle unload stopped just now is started again once. Null when it is ready.
+    /// Readies a managed server, holding the slot and within the deadline: an on-demand one that is stopped is started
+    /// (after room is made for it), and one that is starting (on demand, or after a crash) is waited for; one an idle
+    /// unload stopped just now is started again, once. Null when it is ready, or for a URL backend.
     /// </summary>
     private static async Task<IResult?> WaitForServerAsync(BackendRegistry registry, Backend backend, TimeProvider time, long arrived, CancellationToken cancellationToken, CancellationToken clientGone)
     {
@@ -333,7 +311,17 @@ internal static partial class DispatchApi
         {
             for (var attempt = 0; ; attempt++)
             {
-                var notReady = await server.WaitReadyAsync(cancellationToken);
+                if (await registry.EnsureStartedAsync(backend, cancellationToken) is { } startError)
+                {
+                    return startError.ToResult();
+                }
+
+                var notReady = server.State switch
+                {
+                    ManagedServerState.Failed => ManagedLlamaServer.FailedForClients(backend.Name),
+                    ManagedServerState.Stopped => $"backend '{backend.Name}' was stopped ({server.LastExit}).",
+                    _ => await server.WaitReadyAsync(cancellationToken),
+                };
                 if (notReady is null)
                 {
                     return null;
@@ -343,17 +331,12 @@ internal static partial class DispatchApi
                 {
                     return ApiError.Unavailable($"Model '{backend.ModelId}' cannot be served: {notReady}", "backend_unavailable").ToResult();
                 }
-
-                if (await registry.EnsureStartedAsync(backend, cancellationToken) is { } startError)
-                {
-                    return startError.ToResult();
-                }
             }
         }
         catch (OperationCanceledException) when (!clientGone.IsCancellationRequested)
         {
             return ApiError.Unavailable(
-                $"Model '{backend.ModelId}' was still loading on backend '{backend.Name}' when the request's deadline passed ({time.GetElapsedTime(arrived).TotalSeconds:0.#} s). Retry later.",
+                $"Model '{backend.ModelId}' was still loading (or waiting for room to load) on backend '{backend.Name}' when the request's deadline passed ({time.GetElapsedTime(arrived).TotalSeconds:0.#} s). Retry later.",
                 "deadline_exceeded").ToResult();
         }
         catch (OperationCanceledException)

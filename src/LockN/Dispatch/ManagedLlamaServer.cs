@@ -264,7 +264,7 @@ internal sealed partial class ManagedLlamaServer : IAsyncDisposable
         var thisRun = new CancellationTokenSource();
         run = thisRun;
         LogStarted(logger, Options.Name, child.Id, port, launcher.TiesChildrenToLockN);
-        _ = WatchExitAsync(child, thisRun.Token);
+        _ = WatchExitAsync(child);
         _ = WaitLoadedAsync(child, began, processStarted, thisRun.Token);
     }
 
@@ -413,7 +413,7 @@ internal sealed partial class ManagedLlamaServer : IAsyncDisposable
         }
     }
 
-    private async Task WatchExitAsync(Process child, CancellationToken runToken)
+    private async Task WatchExitAsync(Process child)
     {
         await child.WaitForExitAsync(CancellationToken.None);
         var code = child.ExitCode;
@@ -452,7 +452,7 @@ internal sealed partial class ManagedLlamaServer : IAsyncDisposable
             var backoff = TimeSpan.FromSeconds(Math.Min(MaxBackoff.TotalSeconds, dispatch.RestartBackoffSeconds * Math.Pow(2, consecutiveCrashes)));
             consecutiveCrashes++;
             State = ManagedServerState.Starting; // requests keep waiting for it, within their deadlines
-            _ = RestartAfterAsync(backoff, child);
+            _ = RestartAfterAsync(backoff);
         }
         finally
         {
@@ -460,7 +460,7 @@ internal sealed partial class ManagedLlamaServer : IAsyncDisposable
         }
     }
 
-    private async Task RestartAfterAsync(TimeSpan backoff, Process crashed)
+    private async Task RestartAfterAsync(TimeSpan backoff)
     {
         await Task.Delay(backoff, time);
         await lifecycle.WaitAsync(CancellationToken.None);
@@ -477,8 +477,6 @@ internal sealed partial class ManagedLlamaServer : IAsyncDisposable
         {
             lifecycle.Release();
         }
-
-        GC.KeepAlive(crashed);
     }
 
     // Called under the lifecycle lock.

@@ -2,7 +2,6 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Net.Http.Json;
-using System.Net.Sockets;
 using System.Text.Json;
 using LockN.Keys;
 
@@ -18,7 +17,7 @@ public class LockNDeathTests(ITestOutputHelper output)
     [Fact]
     public async Task Kill_9_of_LockN_leaves_no_llama_server_running()
     {
-        var port = FreePort();
+        var port = RealLlamaServer.FreePort();
         var data = Path.Combine(Path.GetTempPath(), "lockn-death-" + Guid.NewGuid().ToString("N"));
         var adminKey = ApiKeySecret.Generate().Key;
         var start = new ProcessStartInfo(Path.Combine(AppContext.BaseDirectory, "lockn"))
@@ -134,12 +133,5 @@ public class LockNDeathTests(ITestOutputHelper output)
     {
         var stat = File.ReadAllText($"/proc/{pid}/stat");
         return int.Parse(stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[1], CultureInfo.InvariantCulture);
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }

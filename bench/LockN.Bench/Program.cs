@@ -4,6 +4,7 @@ using LockN.Bench;
 
 // A load harness, not a test: prints a Markdown report for docs/benchmarks.md.
 //   dotnet run -c Release --project bench/LockN.Bench -- [--model whisper-tiny.en] [--shared ../shared] [--passes 2] [--only transcription|classification|auth|streaming|dispatch|llama]
+//   --only whisper-server [--model M] [--threads N]: LockN beside ../shared/whisper-native/bin/whisper-server (tiny.en and base.en unless --model).
 //   [--stream-seconds S]: shortens the streaming part (its single stream to ~S seconds, each concurrent one to at most S) for a quick check.
 var options = BenchOptions.Parse(args);
 var report = new List<string>
@@ -53,13 +54,23 @@ if (options.Runs("llama"))
     report.AddRange(await ManagedLlamaBenchmark.RunAsync(options));
 }
 
+// Not part of a plain run (about 15 minutes): LockN beside whisper.cpp's own server.
+if (options.Only == "whisper-server")
+{
+    report.AddRange(await WhisperServerBenchmark.RunAsync(options, corpus ?? await SpeechCorpus.LoadAsync(options.ManifestPath)));
+}
+
 Console.WriteLine(string.Join('\n', report));
 return 0;
 
 namespace LockN.Bench
 {
-    internal sealed record BenchOptions(string ModelId, string SharedDirectory, int Passes, string? Only, double? StreamSeconds = null)
+    internal sealed record BenchOptions(string ModelId, string SharedDirectory, int Passes, string? Only, double? StreamSeconds = null, bool ModelGiven = false, int? ThreadsGiven = null)
     {
+        public int Threads => ThreadsGiven ?? Environment.ProcessorCount;
+
+        public IReadOnlyList<string> ModelsForSideBySide => ModelGiven ? [ModelId] : ["whisper-tiny.en", "whisper-base.en"];
+
         public bool Runs(string part) => Only is null || Only == part;
 
         public string ModelsDirectory => Path.Combine(SharedDirectory, "models", "whisper");
@@ -78,7 +89,9 @@ namespace LockN.Bench
                 Path.GetFullPath(Value("--shared", Path.Combine(FindRepositoryRoot(), "..", "shared"))),
                 int.Parse(Value("--passes", "2"), CultureInfo.InvariantCulture),
                 Array.IndexOf(args, "--only") >= 0 ? Value("--only", "") : null,
-                Array.IndexOf(args, "--stream-seconds") >= 0 ? double.Parse(Value("--stream-seconds", ""), CultureInfo.InvariantCulture) : null);
+                Array.IndexOf(args, "--stream-seconds") >= 0 ? double.Parse(Value("--stream-seconds", ""), CultureInfo.InvariantCulture) : null,
+                Array.IndexOf(args, "--model") >= 0,
+                Array.IndexOf(args, "--threads") >= 0 ? int.Parse(Value("--threads", ""), CultureInfo.InvariantCulture) : null);
         }
 
         private static string FindRepositoryRoot()

@@ -13,7 +13,7 @@ internal static class RealTimeFactorBenchmark
     public static async Task<IEnumerable<string>> RunAsync(BenchOptions options, SpeechCorpus corpus)
     {
         var modelPath = WhisperModelCatalog.Scan(Models.ModelDirectories.Parse(options.ModelsDirectory)).Single(m => m.Id == options.ModelId).Path;
-        using var runner = new WhisperRunner(modelPath, Environment.ProcessorCount);
+        using var runner = new WhisperRunner(modelPath, Environment.ProcessorCount, WhisperEngineSettings.Packaged);
         await using var server = await BenchServer.StartAsync(options, slots: 1);
         var job = new WhisperJob { Language = "en" };
 

@@ -10,6 +10,9 @@ public static class TestAssets
 
     public static string Models => Path.Combine(Shared, "models");
     public static string WhisperModels => Path.Combine(Models, "whisper");
+
+    /// <summary>whisper.cpp built for AVX-512 as shared libraries (../shared/whisper-native/lib): Transcription:NativeRuntimePath.</summary>
+    public static string WhisperNativeRuntime => Path.Combine(Shared, "whisper-native", "lib");
     public static string Speech => Path.Combine(Shared, "audio", "speech");
     public static string Esc50 => Path.Combine(Shared, "audio", "esc50");
     public static string JfkWav => Path.Combine(Speech, "jfk", "jfk.wav");

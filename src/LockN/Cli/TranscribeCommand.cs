@@ -46,7 +46,7 @@ internal static class TranscribeCommand
                 }
 
                 var decoder = host.Get<AudioDecoder>();
-                using var runner = new WhisperRunner(found.Path, Environment.ProcessorCount);
+                using var runner = new WhisperRunner(found.Path, Environment.ProcessorCount, host.Options<TranscriptionOptions>().Engine);
                 var job = new WhisperJob { Language = parse.GetValue(language) };
                 var exitCode = 0;
                 foreach (var file in parse.GetValue(files)!)

@@ -22,7 +22,15 @@ internal static class HealthApi
 
 internal sealed record LivenessReport(string Status);
 
-internal sealed record ModelReport(string Id, ModelState State, bool Default, bool TestWeights, int Workers, SlotsReport Slots, QueueReport Queue, string? LastError);
+internal sealed record ModelReport(string Id, ModelState State, bool Default, bool TestWeights, int Workers, SlotsReport Slots, QueueReport Queue, string? LastError, RuntimeReport? Runtime = null);
+
+/// <summary>The engine a model runs on. The library by file name only: this endpoint is public, the full path is in the log.</summary>
+internal sealed record RuntimeReport(string Engine, string Source, string? Library, bool FlashAttention, string? SystemInfo)
+{
+    public static RuntimeReport? From(WhisperRuntimeInfo? runtime) => runtime is null
+        ? null
+        : new RuntimeReport("whisper.cpp", runtime.Source, runtime.Library is { } path ? Path.GetFileName(path) : null, runtime.FlashAttention, runtime.SystemInfo);
+}
 
 /// <summary>
 /// Readiness follows the default speech model only: a model server being down is shown under <c>backends</c>
@@ -37,7 +45,7 @@ internal sealed record ReadinessReport(string Status, bool Ready, string Default
             .Select(host =>
             {
                 var (slots, queue) = host.Scheduler.Report();
-                return new ModelReport(host.Model.Id, host.State, host == models.Default, host.Model.IsTestWeights, host.LiveWorkers, slots, queue, host.LastError);
+                return new ModelReport(host.Model.Id, host.State, host == models.Default, host.Model.IsTestWeights, host.LiveWorkers, slots, queue, host.LastError, RuntimeReport.From(host.Runtime));
             })
             .ToList();
         if (yamnet.IsAvailable)

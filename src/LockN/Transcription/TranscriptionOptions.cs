@@ -31,9 +31,29 @@ internal sealed record TranscriptionOptions
     [Range(1024, 2L * 1024 * 1024 * 1024)]
     public long MaxUploadBytes { get; init; } = 25 * 1024 * 1024;
 
-    /// <summary>Loaded workers kept beyond the slots, so a killed worker's slot is usable again at once.</summary>
+    /// <summary>
+    /// Loaded workers kept beyond the slots. A spare costs a whole model load in memory; what it buys is that when a
+    /// worker must be killed (a job that ignores cancellation, a crash) its slot is served again at once instead of
+    /// after a model load (about a second on CPU for base.en, more for large models).
+    /// </summary>
     [Range(0, 8)]
-    public int SpareWorkers { get; init; } = 1;
+    public int SpareWorkers { get; init; }
+
+    /// <summary>whisper.cpp's flash attention: 1.3–2× faster on CPU and GPU, same transcripts. Off only to compare.</summary>
+    public bool FlashAttention { get; init; } = true;
+
+    /// <summary>
+    /// A directory of whisper.cpp shared libraries (libwhisper.so, libggml*.so) built for this machine, e.g. by
+    /// deploy/build-whisper.sh; empty for Whisper.net's packaged (AVX2) runtime. A path that does not load stops
+    /// start-up: LockN never falls back to the packaged runtime silently.
+    /// </summary>
+    public string? NativeRuntimePath { get; init; }
+
+    /// <summary>
+    /// Scheduling priority of the worker processes. BelowNormal keeps the front door (admission, cancellation, health)
+    /// responsive when models saturate every core; Normal suits a host dedicated to transcription.
+    /// </summary>
+    public WorkerPriority WorkerPriority { get; init; } = WorkerPriority.BelowNormal;
 
     /// <summary>
     /// How long a cancelled job may take to stop by itself before its worker is killed. whisper.cpp stops only
@@ -49,5 +69,19 @@ internal sealed record TranscriptionOptions
     /// <summary>Download the default model at start-up when it is missing (real weights from the whisper.cpp location).</summary>
     public bool PullDefaultModel { get; init; } = true;
 
+    public WhisperEngineSettings Engine => new(NativeRuntimePath, FlashAttention);
+
     public int EffectiveThreads => ThreadsPerSlot > 0 ? ThreadsPerSlot : Math.Max(1, Environment.ProcessorCount / Slots);
+}
+
+internal enum WorkerPriority
+{
+    BelowNormal,
+    Normal,
+}
+
+/// <summary>How a process runs whisper.cpp: which runtime, with which options. The same for workers, the CLI and the bench.</summary>
+internal sealed record WhisperEngineSettings(string? NativeRuntimePath, bool FlashAttention)
+{
+    public static WhisperEngineSettings Packaged { get; } = new(null, true);
 }

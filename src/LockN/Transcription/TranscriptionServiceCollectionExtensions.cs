@@ -10,6 +10,7 @@ internal static class TranscriptionServiceCollectionExtensions
     {
         services.AddScheduling();
         services.AddValidatedOptions<TranscriptionOptions>(configuration, TranscriptionOptions.Section);
+        services.AddSingleton<Microsoft.Extensions.Options.IValidateOptions<TranscriptionOptions>, NativeRuntimeValidator>();
         services.AddValidatedOptions<ModelDownloadOptions>(configuration, ModelDownloadOptions.Section);
         services.AddSingleton(ModelDirectories.FromConfiguration(configuration));
         services.AddSingleton<DefaultModelSupplier>();

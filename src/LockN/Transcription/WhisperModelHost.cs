@@ -24,13 +24,14 @@ internal sealed class WhisperModelHost : IAsyncDisposable
     {
         Model = model;
         Scheduler = schedulers.Create(ModelKind.Transcription, model.Id, options.Slots, options.QueueLength, TimeSpan.FromSeconds(options.QueueTimeoutSeconds));
-        pool = new WhisperWorkerPool(model, options.EffectiveThreads, options.Slots + options.SpareWorkers, options.WarmUp, launcher, logger);
+        pool = new WhisperWorkerPool(model, WorkerSettings.From(options), 1 + options.SpareWorkers, launcher, logger);
         cancelGrace = TimeSpan.FromMilliseconds(options.CancelGraceMilliseconds);
     }
 
     public WhisperModelFile Model { get; }
     public SlotScheduler Scheduler { get; }
     public int LiveWorkers => pool.Live;
+    public WhisperRuntimeInfo? Runtime => pool.Runtime;
 
     public ModelState State => starting switch
     {
@@ -56,21 +57,50 @@ internal sealed class WhisperModelHost : IAsyncDisposable
         }
     }
 
-    /// <summary>Transcribes on a worker. The caller holds a slot lease for the whole enumeration.</summary>
+    /// <summary>
+    /// Transcribes on a worker lane. The caller holds a slot lease for the whole enumeration. A job whose worker was
+    /// killed under it for another lane's sake (a job that would not stop) is run again once on a live worker, when
+    /// it had produced nothing yet: a request is never failed for something another client did.
+    /// </summary>
     public async IAsyncEnumerable<TranscriptSegment> RunAsync(ReadOnlyMemory<float> samples, WhisperJob job, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         await EnsureStartedAsync().WaitAsync(cancellationToken);
-        var worker = await pool.RentAsync(cancellationToken);
-        try
+        for (var attempt = 0; ; attempt++)
         {
-            await foreach (var segment in worker.RunAsync(samples, job, cancelGrace, cancellationToken))
+            var lane = await pool.RentAsync(cancellationToken);
+            var produced = false;
+            var again = false;
+            try
             {
-                yield return segment;
+                await using var segments = lane.Worker.RunAsync(lane.Lane, samples, job, cancelGrace, cancellationToken).GetAsyncEnumerator(cancellationToken);
+                while (true)
+                {
+                    try
+                    {
+                        if (!await segments.MoveNextAsync())
+                        {
+                            break;
+                        }
+                    }
+                    catch (WorkerFailedException) when (attempt == 0 && !produced && !cancellationToken.IsCancellationRequested && lane.Worker.WasKilled)
+                    {
+                        again = true;
+                        break;
+                    }
+
+                    produced = true;
+                    yield return segments.Current;
+                }
             }
-        }
-        finally
-        {
-            pool.Return(worker);
+            finally
+            {
+                pool.Return(lane);
+            }
+
+            if (!again)
+            {
+                yield break;
+            }
         }
     }
 

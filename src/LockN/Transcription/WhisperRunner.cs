@@ -1,28 +1,61 @@
 using System.Runtime.CompilerServices;
-using Whisper.net;
+using System.Runtime.InteropServices;
+using System.Threading.Channels;
+using LockN.Transcription.Native;
 
 namespace LockN.Transcription;
 
 /// <summary>
-/// Whisper.net in this process: owns the native model (<see cref="WhisperFactory"/>) and builds a cheap processor
-/// per job. The worker process, the CLI and the benchmark's baseline all transcribe through this one class.
+/// whisper.cpp in this process: one loaded model, and one <c>whisper_state</c> per lane, built once and reused by
+/// every job on that lane, as whisper-server does (building a state allocates and page-faults ~100 MB of buffers:
+/// tens of ms a request). Lanes run side by side on the one model; each runs one job at a time. The worker process
+/// (a lane per slot), the CLI and the benchmark's baseline all transcribe through this class.
 /// </summary>
 internal sealed class WhisperRunner : IDisposable
 {
     // whisper.cpp ignores input shorter than 1 s; pad short clips with silence so they are still transcribed.
     private const int MinimumSamples = 16000 + 1600;
 
-    private readonly WhisperFactory factory;
+    private readonly IntPtr context;
+    private readonly IntPtr[] states;
+    private readonly SemaphoreSlim[] oneJobPerLane;
     private readonly int threads;
+    private readonly int endOfText;
 
-    public WhisperRunner(string modelPath, int threads)
+    public unsafe WhisperRunner(string modelPath, int threads, WhisperEngineSettings engine, int lanes = 1)
     {
-        factory = WhisperFactory.FromPath(modelPath);
+        Runtime = WhisperRuntime.Load(engine.NativeRuntimePath, engine.FlashAttention);
+        var parameters = *WhisperNative.ContextDefaultParams();
+        parameters.FlashAttention = engine.FlashAttention ? (byte)1 : (byte)0;
+        context = WhisperNative.InitFromFile(modelPath, parameters);
+        if (context == IntPtr.Zero)
+        {
+            throw new InvalidDataException($"whisper.cpp could not load the model {Path.GetFileName(modelPath)} (not a GGML Whisper model, or a version it does not read).");
+        }
+
+        states = new IntPtr[Math.Max(1, lanes)];
+        for (var lane = 0; lane < states.Length; lane++)
+        {
+            states[lane] = WhisperNative.InitState(context);
+            if (states[lane] == IntPtr.Zero)
+            {
+                Dispose();
+                throw new InsufficientMemoryException("whisper.cpp could not allocate its working state for the model.");
+            }
+        }
+
+        oneJobPerLane = [.. states.Select(_ => new SemaphoreSlim(1, 1))];
+
         this.threads = Math.Max(1, threads);
-        IsEnglishOnly = WhisperModelCatalog.IsEnglishOnlyFile(modelPath);
+        endOfText = WhisperNative.EndOfTextToken(context);
+        IsEnglishOnly = WhisperNative.IsMultilingual(context) == 0;
     }
 
     public bool IsEnglishOnly { get; }
+
+    public int Lanes => states.Length;
+
+    public WhisperRuntimeInfo Runtime { get; }
 
     /// <summary>Runs one short silent job so the first real request does not pay for native warm-up.</summary>
     public async Task WarmUpAsync(CancellationToken cancellationToken)
@@ -32,7 +65,16 @@ internal sealed class WhisperRunner : IDisposable
         }
     }
 
+    /// <summary>
+    /// Transcribes <paramref name="samples"/> (16 kHz mono), yielding segments as whisper.cpp finishes them. Cancellation
+    /// reaches whisper.cpp's abort callback, which ggml checks between graph nodes: the job stops within milliseconds.
+    /// </summary>
+    public IAsyncEnumerable<TranscriptSegment> RunAsync(ReadOnlyMemory<float> samples, WhisperJob job, Action<int>? onProgress, CancellationToken cancellationToken) =>
+        RunAsync(0, samples, job, onProgress, cancellationToken);
+
+    /// <inheritdoc cref="RunAsync(ReadOnlyMemory{float}, WhisperJob, Action{int}?, CancellationToken)"/>
     public async IAsyncEnumerable<TranscriptSegment> RunAsync(
+        int lane,
         ReadOnlyMemory<float> samples,
         WhisperJob job,
         Action<int>? onProgress,
@@ -45,61 +87,181 @@ internal sealed class WhisperRunner : IDisposable
             samples = padded;
         }
 
-        var builder = factory.CreateBuilder()
-            .WithThreads(threads)
-            .WithLanguage(IsEnglishOnly ? "en" : job.Language ?? "auto")
-            .WithTemperature(job.Temperature)
-            .WithProbabilities();
-        if (job.Translate)
+        var oneJob = oneJobPerLane[lane];
+        await oneJob.WaitAsync(cancellationToken);
+        var native = new NativeJob(this, states[lane], job, onProgress);
+        Task<int> running;
+        try
         {
-            builder = builder.WithTranslate();
+            running = Task.Factory.StartNew(() => native.Run(samples), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        }
+        catch
+        {
+            native.Dispose();
+            oneJob.Release();
+            throw;
         }
 
-        if (!string.IsNullOrWhiteSpace(job.Prompt))
+        try
         {
-            builder = builder.WithPrompt(job.Prompt);
-        }
+            using (cancellationToken.UnsafeRegister(static j => ((NativeJob)j!).Abort(), native))
+            {
+                _ = running.ContinueWith(static (_, j) => ((NativeJob)j!).Segments.Writer.TryComplete(), native, TaskScheduler.Default);
+                await foreach (var segment in native.Segments.Reader.ReadAllAsync(CancellationToken.None))
+                {
+                    yield return segment;
+                }
 
-        if (job.WordTimestamps)
-        {
-            builder = builder.WithTokenTimestamps();
+                var result = await running;
+                cancellationToken.ThrowIfCancellationRequested();
+                if (result != 0)
+                {
+                    throw new InvalidOperationException($"whisper.cpp failed to transcribe (code {result}).");
+                }
+            }
         }
-
-        if (onProgress is not null)
+        finally
         {
-            builder = builder.WithProgressHandler(percent => onProgress(percent));
-        }
-
-        await using var processor = builder.Build();
-        var id = 0;
-        await foreach (var segment in processor.ProcessAsync(samples, cancellationToken).ConfigureAwait(false))
-        {
-            yield return ToSegment(id++, segment, job.WordTimestamps);
+            // The state is reused: never release it while whisper.cpp may still be running on it.
+            native.Abort();
+            await running.ContinueWith(static _ => { }, TaskScheduler.Default);
+            native.Dispose();
+            oneJob.Release();
         }
     }
 
-    private static TranscriptSegment ToSegment(int id, SegmentData segment, bool withWords)
+    /// <summary>One whisper_full_with_state call: its parameters, native strings and callbacks' target.</summary>
+    private sealed unsafe class NativeJob : IDisposable
     {
-        var textTokens = segment.Tokens.Where(t => !IsSpecial(t)).ToArray();
-        var avgLogprob = textTokens.Length == 0 ? 0f : textTokens.Average(t => t.ProbabilityLog);
-        return new TranscriptSegment(
-            id,
-            Math.Round(segment.Start.TotalSeconds, 2),
-            Math.Round(segment.End.TotalSeconds, 2),
-            segment.Text,
-            textTokens.Select(t => t.Id).ToArray(),
-            avgLogprob,
-            segment.NoSpeechProbability,
-            segment.Language,
-            withWords ? ToWords(textTokens) : []);
+        private readonly WhisperRunner runner;
+        private readonly IntPtr state;
+        private readonly WhisperJob job;
+        private readonly Action<int>? onProgress;
+        private readonly IntPtr language;
+        private readonly IntPtr prompt;
+        private GCHandle self;
+        private int aborted;
+        private int emitted;
+
+        public NativeJob(WhisperRunner runner, IntPtr state, WhisperJob job, Action<int>? onProgress)
+        {
+            this.runner = runner;
+            this.state = state;
+            this.job = job;
+            this.onProgress = onProgress;
+            language = Marshal.StringToCoTaskMemUTF8(runner.IsEnglishOnly ? "en" : job.Language ?? "auto");
+            prompt = string.IsNullOrWhiteSpace(job.Prompt) ? IntPtr.Zero : Marshal.StringToCoTaskMemUTF8(job.Prompt);
+            self = GCHandle.Alloc(this);
+        }
+
+        public Channel<TranscriptSegment> Segments { get; } = Channel.CreateUnbounded<TranscriptSegment>(new UnboundedChannelOptions { SingleWriter = true, SingleReader = true });
+
+        public void Abort() => Volatile.Write(ref aborted, 1);
+
+        public int Run(ReadOnlyMemory<float> samples)
+        {
+            var defaults = WhisperNative.FullDefaultParams(WhisperNative.SamplingStrategy.Greedy);
+            var parameters = *defaults;
+            WhisperNative.FreeParams(defaults);
+            parameters.Threads = runner.threads;
+            parameters.Translate = job.Translate ? (byte)1 : (byte)0;
+            parameters.Language = language;
+            parameters.DetectLanguage = 0;
+            parameters.InitialPrompt = prompt;
+            parameters.Temperature = job.Temperature;
+            parameters.TokenTimestamps = job.WordTimestamps ? (byte)1 : (byte)0;
+            parameters.PrintProgress = 0;
+            parameters.PrintRealtime = 0;
+            parameters.PrintTimestamps = 0;
+            var user = GCHandle.ToIntPtr(self);
+            parameters.NewSegmentCallback = (IntPtr)(delegate* unmanaged[Cdecl]<IntPtr, IntPtr, int, IntPtr, void>)&OnNewSegments;
+            parameters.NewSegmentCallbackUserData = user;
+            parameters.EncoderBeginCallback = &OnEncoderBegin;
+            parameters.EncoderBeginCallbackUserData = user;
+            parameters.AbortCallback = &OnAbortCheck;
+            parameters.AbortCallbackUserData = user;
+            if (onProgress is not null)
+            {
+                parameters.ProgressCallback = &OnProgress;
+                parameters.ProgressCallbackUserData = user;
+            }
+
+            using var pin = samples.Pin();
+            return WhisperNative.FullWithState(runner.context, state, parameters, (float*)pin.Pointer, samples.Length);
+        }
+
+        private static NativeJob From(IntPtr user) => (NativeJob)GCHandle.FromIntPtr(user).Target!;
+
+        [UnmanagedCallersOnly(CallConvs = [typeof(CallConvCdecl)])]
+        private static byte OnAbortCheck(IntPtr user) => Volatile.Read(ref From(user).aborted) != 0 ? (byte)1 : (byte)0;
+
+        [UnmanagedCallersOnly(CallConvs = [typeof(CallConvCdecl)])]
+        private static byte OnEncoderBegin(IntPtr context, IntPtr state, IntPtr user) => Volatile.Read(ref From(user).aborted) != 0 ? (byte)0 : (byte)1;
+
+        [UnmanagedCallersOnly(CallConvs = [typeof(CallConvCdecl)])]
+        private static void OnProgress(IntPtr context, IntPtr state, int percent, IntPtr user) => From(user).onProgress?.Invoke(percent);
+
+        [UnmanagedCallersOnly(CallConvs = [typeof(CallConvCdecl)])]
+        private static void OnNewSegments(IntPtr context, IntPtr state, int count, IntPtr user)
+        {
+            var job = From(user);
+            var total = WhisperNative.SegmentCount(state);
+            for (var i = Math.Max(job.emitted, total - count); i < total; i++)
+            {
+                job.Segments.Writer.TryWrite(job.runner.ReadSegment(state, i, job.job.WordTimestamps));
+            }
+
+            job.emitted = total;
+        }
+
+        public void Dispose()
+        {
+            Marshal.FreeCoTaskMem(language);
+            if (prompt != IntPtr.Zero)
+            {
+                Marshal.FreeCoTaskMem(prompt);
+            }
+
+            if (self.IsAllocated)
+            {
+                self.Free();
+            }
+        }
     }
 
-    // Special tokens ([_BEG_], [_TT_123], <|endoftext|>) carry timing or control, not text.
-    private static bool IsSpecial(WhisperToken token) =>
-        token.Text is null || token.Text.StartsWith("[_", StringComparison.Ordinal) || token.Text.StartsWith("<|", StringComparison.Ordinal);
+    private TranscriptSegment ReadSegment(IntPtr state, int index, bool withWords)
+    {
+        var tokens = new List<(int Id, string Text, float Probability, float LogProbability, long Start, long End)>();
+        var count = WhisperNative.TokenCount(state, index);
+        for (var t = 0; t < count; t++)
+        {
+            var data = WhisperNative.TokenDataOf(state, index, t);
+            // Special tokens ([_BEG_], timestamps, <|endoftext|>) carry timing or control, not text.
+            if (data.Id >= endOfText)
+            {
+                continue;
+            }
+
+            tokens.Add((data.Id, WhisperNative.Utf8(WhisperNative.TokenText(context, state, index, t)) ?? "", data.Probability, data.LogProbability, data.Start, data.End));
+        }
+
+        var avgLogprob = tokens.Count == 0 ? 0f : tokens.Average(t => t.LogProbability);
+        return new TranscriptSegment(
+            index,
+            Math.Round(WhisperNative.SegmentStart(state, index) / 100.0, 2),
+            Math.Round(WhisperNative.SegmentEnd(state, index) / 100.0, 2),
+            WhisperNative.Utf8(WhisperNative.SegmentText(state, index)) ?? "",
+            [.. tokens.Select(t => t.Id)],
+            avgLogprob,
+            WhisperNative.SegmentNoSpeechProbability(state, index),
+            WhisperNative.Utf8(WhisperNative.LanguageCode(WhisperNative.LanguageId(state))),
+            withWords ? ToWords(tokens.Select(t => new WordPiece(t.Text, t.Probability, t.Start, t.End))) : []);
+    }
+
+    private readonly record struct WordPiece(string Text, float Probability, long Start, long End);
 
     /// <summary>Joins sub-word tokens into words: a token that starts with a space starts a new word.</summary>
-    private static List<TranscriptWord> ToWords(WhisperToken[] tokens)
+    private static List<TranscriptWord> ToWords(IEnumerable<WordPiece> tokens)
     {
         var words = new List<TranscriptWord>();
         var text = new System.Text.StringBuilder();
@@ -142,5 +304,17 @@ internal sealed class WhisperRunner : IDisposable
         return words;
     }
 
-    public void Dispose() => factory.Dispose();
+    public void Dispose()
+    {
+        foreach (var state in states.Where(s => s != IntPtr.Zero))
+        {
+            WhisperNative.FreeState(state);
+        }
+
+        WhisperNative.Free(context);
+        foreach (var gate in oneJobPerLane ?? [])
+        {
+            gate.Dispose();
+        }
+    }
 }

@@ -5,7 +5,10 @@ using System.Text.Json;
 
 namespace LockN.Tests.Transcription;
 
-/// <summary>One slot, a queue of one, a 1.5 s wait deadline: the single-slot incident, reproduced.</summary>
+/// <summary>
+/// One slot, a queue of one, a 1.5 s wait deadline: the single-slot incident, reproduced, on the native runtime a
+/// deployment on this machine runs (the other transcription tests use the packaged one).
+/// </summary>
 public sealed class OneSlotServerFixture : LockNServerFixture
 {
     public static readonly byte[] TenMinutes = TestAudio.NoiseWav(600);
@@ -17,6 +20,7 @@ public sealed class OneSlotServerFixture : LockNServerFixture
         ["Transcription:SpareWorkers"] = "1",
         ["Transcription:QueueLength"] = "1",
         ["Transcription:QueueTimeoutSeconds"] = "1.5",
+        ["Transcription:NativeRuntimePath"] = TestAssets.WhisperNativeRuntime,
     };
 }
 

@@ -7,26 +7,41 @@ namespace LockN.Transcription.Workers;
 
 internal sealed class WorkerFailedException(string message) : Exception(message);
 
+/// <summary>How a model's worker processes run.</summary>
+/// <param name="Lanes">Jobs one worker runs side by side on its one loaded model: the model's slots.</param>
+internal sealed record WorkerSettings(int Threads, int Lanes, bool WarmUp, WhisperEngineSettings Engine, WorkerPriority Priority)
+{
+    public static WorkerSettings From(TranscriptionOptions options) =>
+        new(options.EffectiveThreads, options.Slots, options.WarmUp, options.Engine, options.WorkerPriority);
+}
+
 /// <summary>
-/// The server's handle on one worker process holding one loaded Whisper model.
-/// whisper.cpp only checks for cancellation between 30-second windows, so a job that must stop now is first
-/// asked to cancel (the token reaches Whisper.net) and, if it has not stopped within a short grace period, the
-/// process is killed. Either way nothing keeps computing for a client that is gone.
+/// The server's handle on one worker process holding one loaded Whisper model, running a job per lane (one lane per
+/// slot). A job that must stop now is asked to cancel (whisper.cpp's abort callback, checked between graph nodes)
+/// and, if it has not stopped within a short grace period, the process is killed. Either way nothing keeps
+/// computing for a client that is gone.
 /// </summary>
 internal sealed partial class WhisperWorker : IAsyncDisposable
 {
     private readonly Process process;
-    private readonly Channel<WorkerEvent> events = Channel.CreateUnbounded<WorkerEvent>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Channel<WorkerEvent> startup = Channel.CreateUnbounded<WorkerEvent>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Channel<WorkerEvent>[] lanes;
+    private readonly bool[] laneTaken;
+    private readonly SemaphoreSlim stdinFrames = new(1, 1);
+    private volatile bool ready;
+    private int retired;
     private readonly Queue<string> stderrTail = new();
     private readonly ILogger logger;
     private readonly Task stdoutPump;
     private readonly Task stderrPump;
     private int killed;
 
-    private WhisperWorker(Process process, ILogger logger)
+    private WhisperWorker(Process process, int laneCount, ILogger logger)
     {
         this.process = process;
         this.logger = logger;
+        lanes = [.. Enumerable.Range(0, laneCount).Select(_ => Channel.CreateUnbounded<WorkerEvent>(new UnboundedChannelOptions { SingleReader = true }))];
+        laneTaken = new bool[laneCount];
         stdoutPump = Task.Run(PumpStdoutAsync);
         stderrPump = Task.Run(PumpStderrAsync);
     }
@@ -36,21 +51,63 @@ internal sealed partial class WhisperWorker : IAsyncDisposable
     /// <summary>False once the process was killed, crashed or left a job in an unknown state.</summary>
     public bool IsUsable => Volatile.Read(ref killed) == 0 && !process.HasExited;
 
-    public static async Task<WhisperWorker> StartAsync(WorkerLauncher launcher, WhisperModelFile model, int threads, bool warmUp, ILogger logger, CancellationToken cancellationToken)
+    public int LaneCount => lanes.Length;
+
+    /// <summary>True once LockN killed the process (to stop a job that would not), as opposed to a crash.</summary>
+    public bool WasKilled => Volatile.Read(ref killed) == 1;
+
+    /// <summary>Takes a free lane, or returns false when every lane runs a job.</summary>
+    public bool TryTakeLane(out int lane)
     {
-        var startInfo = launcher.CreateStartInfo(model.Path, threads, warmUp);
-        var process = Process.Start(startInfo) ?? throw new WorkerFailedException("The worker process did not start.");
-        TryLowerPriority(process);
-        var worker = new WhisperWorker(process, logger);
-        try
+        lock (laneTaken)
         {
-            var first = await worker.events.Reader.ReadAsync(cancellationToken);
-            if (first.Type != WorkerEventType.Ready)
+            lane = Array.IndexOf(laneTaken, false);
+            if (lane < 0)
             {
-                throw new WorkerFailedException($"Worker for {model.Id} sent {first.Type} before ready: {first.Message}");
+                return false;
             }
 
-            LogStarted(logger, model.Id, process.Id);
+            laneTaken[lane] = true;
+            return true;
+        }
+    }
+
+    public void ReleaseLane(int lane)
+    {
+        lock (laneTaken)
+        {
+            laneTaken[lane] = false;
+        }
+    }
+
+    /// <summary>True for the first caller only: the one that disposes the worker and starts its replacement.</summary>
+    public bool TryRetire() => Interlocked.Exchange(ref retired, 1) == 0;
+
+    /// <summary>The whisper.cpp runtime the worker loaded, as it reported when ready.</summary>
+    public WhisperRuntimeInfo? Runtime { get; private set; }
+
+    public static async Task<WhisperWorker> StartAsync(WorkerLauncher launcher, WhisperModelFile model, WorkerSettings settings, ILogger logger, CancellationToken cancellationToken)
+    {
+        var startInfo = launcher.CreateStartInfo(model.Path, settings);
+        var process = Process.Start(startInfo) ?? throw new WorkerFailedException("The worker process did not start.");
+        if (settings.Priority == WorkerPriority.BelowNormal)
+        {
+            TryLowerPriority(process);
+        }
+
+        var worker = new WhisperWorker(process, settings.Lanes, logger);
+        try
+        {
+            var first = await worker.startup.Reader.ReadAsync(cancellationToken);
+            if (first.Type != WorkerEventType.Ready)
+            {
+                throw new WorkerFailedException(first.Type == WorkerEventType.Error && first.Message is { } problem
+                    ? problem
+                    : $"Worker for {model.Id} sent {first.Type} before ready: {first.Message}");
+            }
+
+            worker.Runtime = first.Runtime;
+            LogStarted(logger, model.Id, process.Id, first.Runtime?.Source ?? "unknown", first.Runtime?.Library ?? "unknown", first.Runtime?.SystemInfo ?? "");
             return worker;
         }
         catch (ChannelClosedException)
@@ -82,18 +139,29 @@ internal sealed partial class WhisperWorker : IAsyncDisposable
     }
 
     /// <summary>
-    /// Runs one job. When <paramref name="cancellationToken"/> fires, the job is cancelled (or the process killed
-    /// after <paramref name="cancelGrace"/>) before the <see cref="OperationCanceledException"/> surfaces.
+    /// Runs one job on a lane taken with <see cref="TryTakeLane"/>. When <paramref name="cancellationToken"/> fires, the
+    /// job is cancelled (or the process killed after <paramref name="cancelGrace"/>) before the
+    /// <see cref="OperationCanceledException"/> surfaces.
     /// </summary>
     public async IAsyncEnumerable<TranscriptSegment> RunAsync(
-        ReadOnlyMemory<float> samples, WhisperJob job, TimeSpan cancelGrace, [EnumeratorCancellation] CancellationToken cancellationToken)
+        int lane, ReadOnlyMemory<float> samples, WhisperJob job, TimeSpan cancelGrace, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
+        var events = lanes[lane];
         var finished = false;
         var sent = false;
         try
         {
-            await WorkerProtocol.WriteJobAsync(process.StandardInput.BaseStream, job, samples, cancellationToken);
-            sent = true;
+            await stdinFrames.WaitAsync(cancellationToken);
+            try
+            {
+                await WorkerProtocol.WriteJobAsync(process.StandardInput.BaseStream, lane, job, samples, cancellationToken);
+                sent = true;
+            }
+            finally
+            {
+                stdinFrames.Release();
+            }
+
             while (true)
             {
                 WorkerEvent next;
@@ -126,17 +194,17 @@ internal sealed partial class WhisperWorker : IAsyncDisposable
         {
             if (!sent)
             {
-                Kill(); // a half-written job frame leaves the pipe in an unknown state
+                Kill(); // a half-written job frame leaves the pipe in an unknown state (a wait for the pipe is harmless, but rare)
             }
             else if (!finished)
             {
-                await StopJobAsync(cancelGrace);
+                await StopJobAsync(lane, cancelGrace);
             }
         }
     }
 
-    /// <summary>Asks the running job to stop; kills the process if it does not within the grace period.</summary>
-    private async Task StopJobAsync(TimeSpan grace)
+    /// <summary>Asks the lane's job to stop; kills the process if it does not within the grace period.</summary>
+    private async Task StopJobAsync(int lane, TimeSpan grace)
     {
         if (!IsUsable)
         {
@@ -146,11 +214,20 @@ internal sealed partial class WhisperWorker : IAsyncDisposable
         var started = Stopwatch.GetTimestamp();
         try
         {
-            WorkerProtocol.WriteCancel(process.StandardInput.BaseStream);
             using var timeout = new CancellationTokenSource(grace);
+            await stdinFrames.WaitAsync(timeout.Token);
+            try
+            {
+                await WorkerProtocol.WriteCancelAsync(process.StandardInput.BaseStream, lane);
+            }
+            finally
+            {
+                stdinFrames.Release();
+            }
+
             while (true)
             {
-                var next = await events.Reader.ReadAsync(timeout.Token);
+                var next = await lanes[lane].Reader.ReadAsync(timeout.Token);
                 if (next.Type is WorkerEventType.Cancelled or WorkerEventType.Done or WorkerEventType.Error)
                 {
                     var stoppedAfter = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
@@ -226,9 +303,23 @@ internal sealed partial class WhisperWorker : IAsyncDisposable
                 }
 
                 var workerEvent = JsonSerializer.Deserialize<WorkerEvent>(line, WorkerProtocol.Json);
-                if (workerEvent is not null)
+                if (workerEvent is null)
                 {
-                    events.Writer.TryWrite(workerEvent);
+                    continue;
+                }
+
+                if (!ready)
+                {
+                    ready = workerEvent.Type == WorkerEventType.Ready;
+                    startup.Writer.TryWrite(workerEvent);
+                }
+                else if ((uint)workerEvent.Lane < (uint)lanes.Length)
+                {
+                    lanes[workerEvent.Lane].Writer.TryWrite(workerEvent);
+                }
+                else
+                {
+                    LogStrayOutput(logger, line);
                 }
             }
         }
@@ -238,7 +329,11 @@ internal sealed partial class WhisperWorker : IAsyncDisposable
         }
         finally
         {
-            events.Writer.TryComplete();
+            startup.Writer.TryComplete();
+            foreach (var lane in lanes)
+            {
+                lane.Writer.TryComplete();
+            }
         }
     }
 
@@ -273,8 +368,8 @@ internal sealed partial class WhisperWorker : IAsyncDisposable
         }
     }
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Whisper worker for {ModelId} ready (pid {ProcessId})")]
-    private static partial void LogStarted(ILogger logger, string modelId, int processId);
+    [LoggerMessage(Level = LogLevel.Information, Message = "Whisper worker for {ModelId} ready (pid {ProcessId}), {Source} runtime {Library}: {SystemInfo}")]
+    private static partial void LogStarted(ILogger logger, string modelId, int processId, string source, string library, string systemInfo);
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Worker {ProcessId} stopped its job {Milliseconds:0} ms after cancellation")]
     private static partial void LogCancelled(ILogger logger, int processId, double milliseconds);

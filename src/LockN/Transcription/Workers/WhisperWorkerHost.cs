@@ -4,18 +4,13 @@ namespace LockN.Transcription.Workers;
 
 /// <summary>
 /// The body of a worker process (<c>lockn worker</c>): loads one model, then runs the jobs the server sends on
-/// stdin one at a time and reports segments on stdout. Runs until stdin closes, so a worker never outlives its server.
+/// stdin, one at a time per lane (a lane per slot, all on the one model), and reports segments on stdout. Runs until
+/// stdin closes, so a worker never outlives its server.
 /// </summary>
 internal static class WhisperWorkerHost
 {
-    public static async Task<int> RunAsync(string modelPath, int threads, bool warmUp, Stream input, Stream output)
+    public static async Task<int> RunAsync(string modelPath, int threads, int lanes, bool warmUp, WhisperEngineSettings engine, Stream input, Stream output)
     {
-        using var runner = new WhisperRunner(modelPath, threads);
-        if (warmUp)
-        {
-            await runner.WarmUpAsync(CancellationToken.None);
-        }
-
         var writeLock = new SemaphoreSlim(1, 1);
         async Task SendAsync(WorkerEvent workerEvent)
         {
@@ -33,25 +28,49 @@ internal static class WhisperWorkerHost
             }
         }
 
-        await SendAsync(new WorkerEvent(WorkerEventType.Ready));
-        CancellationTokenSource? jobCancellation = null;
-        Task current = Task.CompletedTask;
+        WhisperRunner runner;
+        try
+        {
+            runner = new WhisperRunner(modelPath, threads, engine, lanes);
+        }
+        catch (WhisperRuntimeException ex)
+        {
+            await SendAsync(new WorkerEvent(WorkerEventType.Error, Message: ex.Message));
+            return 3;
+        }
+
+        using var _ = runner;
+        if (warmUp)
+        {
+            await runner.WarmUpAsync(CancellationToken.None);
+        }
+
+        await SendAsync(new WorkerEvent(WorkerEventType.Ready, Runtime: runner.Runtime));
+        var cancellations = new CancellationTokenSource?[runner.Lanes];
+        var running = Enumerable.Repeat(Task.CompletedTask, runner.Lanes).ToArray();
         try
         {
             while (await WorkerProtocol.ReadKindAsync(input, CancellationToken.None) is { } kind)
             {
+                var lane = kind is WorkerProtocol.StartJob or WorkerProtocol.CancelJob ? await WorkerProtocol.ReadLaneAsync(input, CancellationToken.None) : -1;
+                if (kind is WorkerProtocol.StartJob or WorkerProtocol.CancelJob && (uint)lane >= (uint)runner.Lanes)
+                {
+                    await SendAsync(new WorkerEvent(WorkerEventType.Error, Message: $"Lane {lane} is out of range."));
+                    return 2;
+                }
+
                 switch (kind)
                 {
                     case WorkerProtocol.StartJob:
                         var (job, samples) = await WorkerProtocol.ReadJobAsync(input, CancellationToken.None);
-                        await current; // the server sends one job at a time; never overlap two.
-                        jobCancellation?.Dispose();
-                        jobCancellation = new CancellationTokenSource();
-                        var token = jobCancellation.Token;
-                        current = Task.Run(() => RunJobAsync(runner, job, samples, SendAsync, token), CancellationToken.None);
+                        await running[lane]; // the server sends one job at a time per lane; never overlap two.
+                        cancellations[lane]?.Dispose();
+                        var cancellation = cancellations[lane] = new CancellationTokenSource();
+                        var jobLane = lane;
+                        running[lane] = Task.Run(() => RunJobAsync(runner, jobLane, job, samples, SendAsync, cancellation.Token), CancellationToken.None);
                         break;
                     case WorkerProtocol.CancelJob:
-                        await (jobCancellation?.CancelAsync() ?? Task.CompletedTask);
+                        await (cancellations[lane]?.CancelAsync() ?? Task.CompletedTask);
                         break;
                     default:
                         await SendAsync(new WorkerEvent(WorkerEventType.Error, Message: $"Unknown frame kind {kind}."));
@@ -61,32 +80,58 @@ internal static class WhisperWorkerHost
         }
         finally
         {
-            // stdin closed: the server is gone or shutting down. Stop any job and leave.
-            await (jobCancellation?.CancelAsync() ?? Task.CompletedTask);
-            await current;
+            // stdin closed: the server is gone or shutting down. Stop every job and leave.
+            foreach (var cancellation in cancellations)
+            {
+                await (cancellation?.CancelAsync() ?? Task.CompletedTask);
+            }
+
+            await Task.WhenAll(running);
         }
 
         return 0;
     }
 
-    private static async Task RunJobAsync(WhisperRunner runner, WhisperJob job, float[] samples, Func<WorkerEvent, Task> send, CancellationToken cancellationToken)
+    /// <summary>
+    /// <c>lockn worker --probe-runtime</c>: loads the runtime and nothing else, and reports it, so the server can refuse to
+    /// start on a runtime that does not load before it listens.
+    /// </summary>
+    public static int ProbeRuntime(WhisperEngineSettings engine, Stream output)
+    {
+        WorkerEvent report;
+        try
+        {
+            report = new WorkerEvent(WorkerEventType.Ready, Runtime: WhisperRuntime.Load(engine.NativeRuntimePath, engine.FlashAttention));
+        }
+        catch (WhisperRuntimeException ex)
+        {
+            report = new WorkerEvent(WorkerEventType.Error, Message: ex.Message);
+        }
+
+        output.Write(JsonSerializer.SerializeToUtf8Bytes(report, WorkerProtocol.Json));
+        output.Write("\n"u8);
+        output.Flush();
+        return report.Type == WorkerEventType.Ready ? 0 : 3;
+    }
+
+    private static async Task RunJobAsync(WhisperRunner runner, int lane, WhisperJob job, float[] samples, Func<WorkerEvent, Task> send, CancellationToken cancellationToken)
     {
         try
         {
-            await foreach (var segment in runner.RunAsync(samples, job, null, cancellationToken))
+            await foreach (var segment in runner.RunAsync(lane, samples, job, null, cancellationToken))
             {
-                await send(new WorkerEvent(WorkerEventType.Segment, segment));
+                await send(new WorkerEvent(WorkerEventType.Segment, segment, Lane: lane));
             }
 
-            await send(new WorkerEvent(WorkerEventType.Done));
+            await send(new WorkerEvent(WorkerEventType.Done, Lane: lane));
         }
         catch (OperationCanceledException)
         {
-            await send(new WorkerEvent(WorkerEventType.Cancelled));
+            await send(new WorkerEvent(WorkerEventType.Cancelled, Lane: lane));
         }
         catch (Exception ex)
         {
-            await send(new WorkerEvent(WorkerEventType.Error, Message: ex.Message));
+            await send(new WorkerEvent(WorkerEventType.Error, Message: ex.Message, Lane: lane));
         }
     }
 }

@@ -2,44 +2,61 @@ using System.Threading.Channels;
 
 namespace LockN.Transcription.Workers;
 
+/// <summary>A lane of a worker process rented for one job.</summary>
+internal readonly record struct WorkerLane(WhisperWorker Worker, int Lane);
+
 /// <summary>
-/// Keeps a model's worker processes warm: one per slot plus spares, so that when a worker is killed to free its
-/// slot at once, the next request finds a loaded worker instead of waiting for a model to load.
+/// Keeps a model's worker processes warm: one process that serves all the model's slots (a lane each, on one loaded
+/// model), plus configured spares. Lanes are taken from the oldest live worker, so a spare stays idle (and small)
+/// until the worker before it is killed to free a slot at once or crashes; then its lanes serve at once while a
+/// replacement loads.
 /// </summary>
 internal sealed partial class WhisperWorkerPool : IAsyncDisposable
 {
     private readonly WhisperModelFile model;
-    private readonly int threads;
+    private readonly WorkerSettings settings;
     private readonly int size;
-    private readonly bool warmUp;
     private readonly WorkerLauncher launcher;
     private readonly ILogger logger;
-    private readonly Channel<WhisperWorker> idle = Channel.CreateUnbounded<WhisperWorker>();
+    private readonly List<WhisperWorker> workers = [];
+    // Wakes renters waiting for a lane; written only while someone waits, so it never grows unread for long.
+    private readonly Channel<bool> laneFreed = Channel.CreateUnbounded<bool>();
     private readonly CancellationTokenSource stopping = new();
     private readonly List<Task> starters = [];
     // A replacement waits for the model to be idle this long, unless a request is waiting for a worker.
     private static readonly TimeSpan QuietPeriod = TimeSpan.FromSeconds(1);
 
-    private int live;
     private int rented;
     private long lastReturnedAt;
     private int waitingRenters;
     private int disposed;
 
-    public WhisperWorkerPool(WhisperModelFile model, int threads, int size, bool warmUp, WorkerLauncher launcher, ILogger logger)
+    /// <param name="size">Worker processes: one, plus the spares.</param>
+    public WhisperWorkerPool(WhisperModelFile model, WorkerSettings settings, int size, WorkerLauncher launcher, ILogger logger)
     {
         this.model = model;
-        this.threads = threads;
+        this.settings = settings;
         this.size = size;
-        this.warmUp = warmUp;
         this.launcher = launcher;
         this.logger = logger;
     }
 
-    /// <summary>Workers alive (idle or busy).</summary>
-    public int Live => Volatile.Read(ref live);
+    /// <summary>Worker processes alive (idle or busy).</summary>
+    public int Live
+    {
+        get
+        {
+            lock (workers)
+            {
+                return workers.Count(w => w.IsUsable);
+            }
+        }
+    }
 
     public string? LastError { get; private set; }
+
+    /// <summary>The runtime the workers reported (all of a pool's workers load the same one).</summary>
+    public WhisperRuntimeInfo? Runtime { get; private set; }
 
     /// <summary>
     /// Starts every worker, one after the other, and returns when all are warm: starting them side by side would
@@ -49,57 +66,102 @@ internal sealed partial class WhisperWorkerPool : IAsyncDisposable
     {
         for (var i = 0; i < size; i++)
         {
-            var worker = await WhisperWorker.StartAsync(launcher, model, threads, warmUp, logger, cancellationToken);
-            Interlocked.Increment(ref live);
-            idle.Writer.TryWrite(worker);
+            Add(await WhisperWorker.StartAsync(launcher, model, settings, logger, cancellationToken));
         }
     }
 
-    public async ValueTask<WhisperWorker> RentAsync(CancellationToken cancellationToken)
+    private void Add(WhisperWorker worker)
     {
-        while (true)
+        Runtime = worker.Runtime;
+        lock (workers)
         {
-            WhisperWorker worker;
-            if (!idle.Reader.TryRead(out worker!))
-            {
-                Interlocked.Increment(ref waitingRenters);
-                try
-                {
-                    worker = await idle.Reader.ReadAsync(cancellationToken);
-                }
-                finally
-                {
-                    Interlocked.Decrement(ref waitingRenters);
-                }
-            }
+            workers.Add(worker);
+        }
 
-            if (worker.IsUsable)
-            {
-                Interlocked.Increment(ref rented);
-                return worker;
-            }
+        SignalLaneFreed();
+    }
 
-            Retire(worker); // died while idle
+    public async ValueTask<WorkerLane> RentAsync(CancellationToken cancellationToken)
+    {
+        // Counted as waiting before looking, so a lane freed after the look always wakes this renter.
+        Interlocked.Increment(ref waitingRenters);
+        try
+        {
+            while (true)
+            {
+                if (TryTakeLane() is { } lane)
+                {
+                    Interlocked.Increment(ref rented);
+                    return lane;
+                }
+
+                await laneFreed.Reader.ReadAsync(cancellationToken);
+            }
+        }
+        finally
+        {
+            Interlocked.Decrement(ref waitingRenters);
         }
     }
 
-    public void Return(WhisperWorker worker)
+    private WorkerLane? TryTakeLane()
+    {
+        List<WhisperWorker> dead = [];
+        WorkerLane? taken = null;
+        lock (workers)
+        {
+            foreach (var worker in workers)
+            {
+                if (!worker.IsUsable)
+                {
+                    dead.Add(worker);
+                }
+                else if (worker.TryTakeLane(out var lane))
+                {
+                    taken = new WorkerLane(worker, lane);
+                    break;
+                }
+            }
+        }
+
+        dead.ForEach(Retire); // died while idle
+        return taken;
+    }
+
+    public void Return(WorkerLane lane)
     {
         Volatile.Write(ref lastReturnedAt, TimeProvider.System.GetTimestamp());
         Interlocked.Decrement(ref rented);
-        if (worker.IsUsable && !stopping.IsCancellationRequested)
+        lane.Worker.ReleaseLane(lane.Lane);
+        if (!lane.Worker.IsUsable || stopping.IsCancellationRequested)
         {
-            idle.Writer.TryWrite(worker);
+            Retire(lane.Worker);
         }
-        else
+
+        SignalLaneFreed();
+    }
+
+    private void SignalLaneFreed()
+    {
+        if (Volatile.Read(ref waitingRenters) > 0)
         {
-            Retire(worker);
+            laneFreed.Writer.TryWrite(true);
         }
     }
 
+    /// <summary>Takes a dead worker out (once, whoever notices first) and starts its replacement.</summary>
     private void Retire(WhisperWorker worker)
     {
-        Interlocked.Decrement(ref live);
+        if (!worker.TryRetire())
+        {
+            return;
+        }
+
+        lock (workers)
+        {
+            workers.Remove(worker);
+        }
+
         _ = worker.DisposeAsync().AsTask();
         if (!stopping.IsCancellationRequested)
         {
@@ -124,16 +186,15 @@ internal sealed partial class WhisperWorkerPool : IAsyncDisposable
             try
             {
                 // Loading and warming a worker takes whole cores for a second or more: done next to running
-                // requests it slows them down. Wait for a quiet second, unless a request is waiting for a worker.
-                while (Volatile.Read(ref waitingRenters) == 0 &&
+                // requests it slows them down. Wait for a quiet second, unless a request is waiting for a lane or
+                // no live worker is left to serve one.
+                while (Volatile.Read(ref waitingRenters) == 0 && Live > 0 &&
                        (Volatile.Read(ref rented) > 0 || TimeProvider.System.GetElapsedTime(Volatile.Read(ref lastReturnedAt)) < QuietPeriod))
                 {
                     await Task.Delay(50, stopping.Token);
                 }
 
-                var worker = await WhisperWorker.StartAsync(launcher, model, threads, warmUp, logger, stopping.Token);
-                Interlocked.Increment(ref live);
-                idle.Writer.TryWrite(worker);
+                Add(await WhisperWorker.StartAsync(launcher, model, settings, logger, stopping.Token));
                 LastError = null;
                 return;
             }
@@ -167,8 +228,14 @@ internal sealed partial class WhisperWorkerPool : IAsyncDisposable
         }
 
         await Task.WhenAll(pending);
-        idle.Writer.TryComplete();
-        await foreach (var worker in idle.Reader.ReadAllAsync())
+        WhisperWorker[] remaining;
+        lock (workers)
+        {
+            remaining = [.. workers];
+            workers.Clear();
+        }
+
+        foreach (var worker in remaining.Where(w => w.TryRetire()))
         {
             await worker.DisposeAsync();
         }

@@ -29,7 +29,32 @@ internal sealed class WorkerLauncher
         }
     }
 
-    public ProcessStartInfo CreateStartInfo(string modelPath, int threads, bool warmUp)
+    public ProcessStartInfo CreateStartInfo(string modelPath, WorkerSettings settings)
+    {
+        var startInfo = CreateStartInfo(settings.Engine);
+        startInfo.ArgumentList.Add("--model");
+        startInfo.ArgumentList.Add(modelPath);
+        startInfo.ArgumentList.Add("--threads");
+        startInfo.ArgumentList.Add(settings.Threads.ToString(CultureInfo.InvariantCulture));
+        startInfo.ArgumentList.Add("--lanes");
+        startInfo.ArgumentList.Add(settings.Lanes.ToString(CultureInfo.InvariantCulture));
+        if (!settings.WarmUp)
+        {
+            startInfo.ArgumentList.Add("--no-warm-up");
+        }
+
+        return startInfo;
+    }
+
+    /// <summary><c>lockn worker --probe-runtime</c>: loads the runtime, reports it on stdout and exits.</summary>
+    public ProcessStartInfo CreateProbeStartInfo(WhisperEngineSettings engine)
+    {
+        var startInfo = CreateStartInfo(engine);
+        startInfo.ArgumentList.Add("--probe-runtime");
+        return startInfo;
+    }
+
+    private ProcessStartInfo CreateStartInfo(WhisperEngineSettings engine)
     {
         var startInfo = new ProcessStartInfo(fileName)
         {
@@ -45,14 +70,22 @@ internal sealed class WorkerLauncher
         }
 
         startInfo.ArgumentList.Add("worker");
-        startInfo.ArgumentList.Add("--model");
-        startInfo.ArgumentList.Add(modelPath);
-        startInfo.ArgumentList.Add("--threads");
-        startInfo.ArgumentList.Add(threads.ToString(CultureInfo.InvariantCulture));
-        if (!warmUp)
+        if (engine.NativeRuntimePath is { Length: > 0 } runtime)
         {
-            startInfo.ArgumentList.Add("--no-warm-up");
+            startInfo.ArgumentList.Add("--native-runtime");
+            startInfo.ArgumentList.Add(Path.GetFullPath(runtime));
         }
+
+        if (!engine.FlashAttention)
+        {
+            startInfo.ArgumentList.Add("--no-flash-attention");
+        }
+
+        // A worker is one model and a few threads: it needs neither the server's garbage collector (a heap per core)
+        // nor glibc's arena per thread, which each keep freed whisper.cpp buffers resident (8 per core by default).
+        startInfo.Environment["DOTNET_gcServer"] = "0";
+        startInfo.Environment["DOTNET_GCConserveMemory"] = "7";
+        startInfo.Environment["MALLOC_ARENA_MAX"] = "2";
 
         // The worker inherits the environment but must not bind the server's address or read its secrets.
         startInfo.Environment.Remove("LOCKN_URLS");

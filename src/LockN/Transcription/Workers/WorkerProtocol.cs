@@ -7,9 +7,11 @@ using System.Text.Json.Serialization;
 namespace LockN.Transcription.Workers;
 
 /// <summary>
-/// The pipe protocol between the server and a Whisper worker process.
-/// Server → worker (stdin, binary): <c>[1][int32 json length][job json][int32 sample count][float32 samples]</c> starts
-/// a job, <c>[2]</c> cancels it; end of stdin means "exit". Worker → server (stdout): one JSON <see cref="WorkerEvent"/> per line.
+/// The pipe protocol between the server and a Whisper worker process, which runs one job per lane (one lane per slot
+/// of its model, all sharing one loaded model). Server → worker (stdin, binary):
+/// <c>[1][int32 lane][int32 json length][job json][int32 sample count][float32 samples]</c> starts a job on a lane,
+/// <c>[2][int32 lane]</c> cancels the lane's job; end of stdin means "exit". Frames are written whole, one at a time.
+/// Worker → server (stdout): one JSON <see cref="WorkerEvent"/> per line, naming its lane.
 /// </summary>
 internal static class WorkerProtocol
 {
@@ -26,14 +28,15 @@ internal static class WorkerProtocol
         DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
     };
 
-    public static async Task WriteJobAsync(Stream output, WhisperJob job, ReadOnlyMemory<float> samples, CancellationToken cancellationToken)
+    public static async Task WriteJobAsync(Stream output, int lane, WhisperJob job, ReadOnlyMemory<float> samples, CancellationToken cancellationToken)
     {
         var json = JsonSerializer.SerializeToUtf8Bytes(job, Json);
-        var header = new byte[1 + 4 + json.Length + 4];
+        var header = new byte[1 + 4 + 4 + json.Length + 4];
         header[0] = StartJob;
-        BinaryPrimitives.WriteInt32LittleEndian(header.AsSpan(1), json.Length);
-        json.CopyTo(header, 5);
-        BinaryPrimitives.WriteInt32LittleEndian(header.AsSpan(5 + json.Length), samples.Length);
+        BinaryPrimitives.WriteInt32LittleEndian(header.AsSpan(1), lane);
+        BinaryPrimitives.WriteInt32LittleEndian(header.AsSpan(5), json.Length);
+        json.CopyTo(header, 9);
+        BinaryPrimitives.WriteInt32LittleEndian(header.AsSpan(9 + json.Length), samples.Length);
         await output.WriteAsync(header, cancellationToken);
 
         var buffer = ArrayPool<byte>.Shared.Rent(ChunkBytes);
@@ -56,12 +59,16 @@ internal static class WorkerProtocol
         await output.FlushAsync(cancellationToken);
     }
 
-    /// <summary>One byte into an idle pipe never blocks: written synchronously so it does not wait for a pool thread.</summary>
-    public static void WriteCancel(Stream output)
+    public static async Task WriteCancelAsync(Stream output, int lane)
     {
-        output.WriteByte(CancelJob);
-        output.Flush();
+        var frame = new byte[5];
+        frame[0] = CancelJob;
+        BinaryPrimitives.WriteInt32LittleEndian(frame.AsSpan(1), lane);
+        await output.WriteAsync(frame);
+        await output.FlushAsync();
     }
+
+    public static Task<int> ReadLaneAsync(Stream input, CancellationToken cancellationToken) => ReadInt32Async(input, cancellationToken);
 
     /// <summary>Reads the next frame kind, or null at end of stream.</summary>
     public static async Task<byte?> ReadKindAsync(Stream input, CancellationToken cancellationToken)
@@ -123,4 +130,6 @@ internal sealed record WorkerEvent(
     [property: JsonConverter(typeof(JsonStringEnumConverter<WorkerEventType>))] WorkerEventType Type,
     TranscriptSegment? Segment = null,
     int? Progress = null,
-    string? Message = null);
+    string? Message = null,
+    WhisperRuntimeInfo? Runtime = null,
+    int Lane = 0);

@@ -120,18 +120,18 @@ internal static class WhisperServerBenchmark
         {
             $"#### {modelId} ({corpus.Count} utterances, {corpus.TotalSeconds:0} s of audio)",
             "",
-            "| server | RTF (1 client) | RTF ÷ whisper-server | audio s/s, 4 clients | ÷ whisper-server | RSS idle after start | RSS idle after load | RSS peak | processes | next request after an abandoned 10-min one |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| server | RTF (1 client) | RTF ÷ whisper-server | audio s/s, 4 clients | ÷ whisper-server | RSS idle after start | RSS idle after load | RSS peak | PSS idle after load | processes | next request after an abandoned 10-min one |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         };
         for (var s = 0; s < servers.Length; s++)
         {
             lines.Add(string.Create(CultureInfo.InvariantCulture,
-                $"| {servers[s].Name} | {rtf[s]:0.000} | {Ratio(rtf[s], rtf[0])} | {throughput[s]:0.00} | {Ratio(throughput[s], throughput[0])} | {Stats.Mib(idle[s].Current)} | {Stats.Mib(settled[s].Current)} | {Stats.Mib(settled[s].Peak)} | {settled[s].Processes} | {(afterAbandoned[s] > 0 ? afterAbandoned[s].ToString("0.00 s", CultureInfo.InvariantCulture) : "—")} |"));
+                $"| {servers[s].Name} | {rtf[s]:0.000} | {Ratio(rtf[s], rtf[0])} | {throughput[s]:0.00} | {Ratio(throughput[s], throughput[0])} | {Stats.Mib(idle[s].Current)} | {Stats.Mib(settled[s].Current)} | {Stats.Mib(settled[s].Peak)} | {Stats.Mib(settled[s].Proportional)} | {settled[s].Processes} | {(afterAbandoned[s] > 0 ? afterAbandoned[s].ToString("0.00 s", CultureInfo.InvariantCulture) : "—")} |"));
         }
 
         lines.Add("");
         lines.Add(string.Create(CultureInfo.InvariantCulture,
-            $"LockN (native) ÷ whisper-server: RTF {Ratio(rtf[1], rtf[0])}, throughput {Ratio(throughput[1], throughput[0])}, RSS idle {Ratio(settled[1].Current, settled[0].Current)}, RSS peak {Ratio(settled[1].Peak, settled[0].Peak)}."));
+            $"LockN (native) ÷ whisper-server: RTF {Ratio(rtf[1], rtf[0])}, throughput {Ratio(throughput[1], throughput[0])}, RSS idle after start {Ratio(idle[1].Current, idle[0].Current)}, RSS idle after load {Ratio(settled[1].Current, settled[0].Current)}, RSS peak {Ratio(settled[1].Peak, settled[0].Peak)}, PSS idle after load {Ratio(settled[1].Proportional, settled[0].Proportional)}."));
         return lines;
     }
 
@@ -298,20 +298,24 @@ internal static class WhisperServerBenchmark
             throw new TimeoutException($"{Name} did not become ready within 120 s.");
         }
 
-        /// <summary>Resident memory of the process and all its children (LockN's workers): now, and the sum of their peaks.</summary>
-        public (long Current, long Peak, int Processes) ResidentBytes()
+        /// <summary>
+        /// Memory of the process and all its children (LockN's workers): resident now, the sum of their peaks, and the
+        /// proportional set size now (PSS: pages shared between them, such as the .NET runtime's, counted once).
+        /// </summary>
+        public (long Current, long Peak, long Proportional, int Processes) ResidentBytes()
         {
-            long current = 0, peak = 0;
+            long current = 0, peak = 0, proportional = 0;
             var count = 0;
             foreach (var pid in new[] { process.Id }.Concat(ChildrenOf(process.Id)))
             {
-                var status = ReadStatus(pid);
+                var status = ReadStatus(pid, "status");
                 current += status.GetValueOrDefault("VmRSS:");
                 peak += status.GetValueOrDefault("VmHWM:");
+                proportional += ReadStatus(pid, "smaps_rollup").GetValueOrDefault("Pss:");
                 count++;
             }
 
-            return (current, peak, count);
+            return (current, peak, proportional, count);
         }
 
         private static IEnumerable<int> ChildrenOf(int parent)
@@ -340,12 +344,12 @@ internal static class WhisperServerBenchmark
             }
         }
 
-        private static Dictionary<string, long> ReadStatus(int pid)
+        private static Dictionary<string, long> ReadStatus(int pid, string file)
         {
             var values = new Dictionary<string, long>();
             try
             {
-                foreach (var line in File.ReadLines($"/proc/{pid}/status"))
+                foreach (var line in File.ReadLines($"/proc/{pid}/{file}"))
                 {
                     var parts = line.Split([' ', '\t'], StringSplitOptions.RemoveEmptyEntries);
                     if (parts.Length == 3 && parts[2] == "kB")

@@ -12,6 +12,13 @@ internal sealed record ClassificationOptions
     public string ModelFile { get; init; } = "yamnet.onnx";
 
     /// <summary>
+    /// Load YAMNet when the server starts instead of on the first classification or stream that asks for sound
+    /// events. On first use costs that request ~0.3 s; at start costs ~75 MiB of the server's memory (ONNX Runtime and
+    /// the model) even where nothing is ever classified.
+    /// </summary>
+    public bool LoadAtStart { get; init; }
+
+    /// <summary>
     /// Requests classified at once. Two by default: one ONNX Runtime run leaves cores idle in its serial stretches,
     /// and a second slot fills them (and overlaps one upload's decoding with another's inference): +17 % clips/s.
     /// </summary>

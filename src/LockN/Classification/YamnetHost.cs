@@ -19,7 +19,8 @@ internal sealed partial class YamnetHost : IHostedService, IDisposable
     {
         this.options = options.Value;
         this.logger = logger;
-        model = new BackgroundModel<YamnetModel>(directories.Find(this.options.ModelFile), Load);
+        var path = directories.Find(this.options.ModelFile);
+        model = new BackgroundModel<YamnetModel>(path, Load, reason => LogLoadFailed(logger, path!, reason));
         GenericLabels = new HashSet<string>(this.options.GenericLabels, StringComparer.OrdinalIgnoreCase);
         Scheduler = schedulers.Create(ModelKind.Classification, YamnetModel.Id, this.options.Slots, this.options.QueueLength, TimeSpan.FromSeconds(this.options.QueueTimeoutSeconds));
     }
@@ -41,7 +42,11 @@ internal sealed partial class YamnetHost : IHostedService, IDisposable
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
-        model.StartLoading(reason => LogLoadFailed(logger, ModelPath!, reason));
+        if (options.LoadAtStart)
+        {
+            model.StartLoading();
+        }
+
         return Task.CompletedTask;
     }
 

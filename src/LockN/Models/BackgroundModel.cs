@@ -12,10 +12,16 @@ internal sealed class BackgroundModel<T> : IDisposable
     private readonly Lazy<Task<T>> loading;
 
     /// <param name="path">The model file, or null when none was found (the model is then not offered).</param>
-    public BackgroundModel(string? path, Func<string, T> load)
+    /// <param name="failed">Told the reason when the load fails, whether it started at start-up or on first use.</param>
+    public BackgroundModel(string? path, Func<string, T> load, Action<string> failed)
     {
         Path = path;
-        loading = new Lazy<Task<T>>(() => Task.Run(() => load(path!)));
+        loading = new Lazy<Task<T>>(() =>
+        {
+            var task = Task.Run(() => load(path!));
+            _ = task.ContinueWith(t => failed(t.Exception!.GetBaseException().Message), CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+            return task;
+        });
     }
 
     public string? Path { get; }
@@ -33,12 +39,12 @@ internal sealed class BackgroundModel<T> : IDisposable
 
     public Task<T> GetAsync() => loading.Value;
 
-    /// <summary>Starts the load (for start-up) and reports a failure to <paramref name="failed"/> with its reason.</summary>
-    public void StartLoading(Action<string> failed)
+    /// <summary>Starts the load now (at start-up) rather than on first use.</summary>
+    public void StartLoading()
     {
         if (IsAvailable)
         {
-            _ = loading.Value.ContinueWith(t => failed(t.Exception!.GetBaseException().Message), CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+            _ = loading.Value;
         }
     }
 

@@ -3,16 +3,19 @@ using Microsoft.Extensions.Options;
 
 namespace LockN.Streaming;
 
-/// <summary>Loads Silero VAD once, in the background, from the model directories.</summary>
+/// <summary>Loads Silero VAD once, from the model directories: when the first stream opens, or at start-up when configured.</summary>
 internal sealed partial class SileroVadHost : IHostedService, IDisposable
 {
     private readonly ILogger<SileroVadHost> logger;
     private readonly BackgroundModel<SileroVadModel> model;
+    private readonly bool loadAtStart;
 
     public SileroVadHost(IOptions<StreamingOptions> options, ModelDirectories directories, ILogger<SileroVadHost> logger)
     {
         this.logger = logger;
-        model = new BackgroundModel<SileroVadModel>(directories.Find(options.Value.VadModelFile), path => new SileroVadModel(path));
+        loadAtStart = options.Value.LoadVadAtStart;
+        var path = directories.Find(options.Value.VadModelFile);
+        model = new BackgroundModel<SileroVadModel>(path, file => new SileroVadModel(file), reason => LogLoadFailed(logger, path!, reason));
     }
 
     /// <summary>Null when no model file was found: streams then only commit by hand.</summary>
@@ -32,7 +35,11 @@ internal sealed partial class SileroVadHost : IHostedService, IDisposable
             LogMissing(logger);
         }
 
-        model.StartLoading(reason => LogLoadFailed(logger, ModelPath!, reason));
+        if (loadAtStart)
+        {
+            model.StartLoading();
+        }
+
         return Task.CompletedTask;
     }
 

@@ -5,7 +5,7 @@ using LockN.Transcription;
 namespace LockN.Bench;
 
 /// <summary>
-/// Real-time factor over the corpus for (a) Whisper.net called directly in this process and (b) the same model
+/// Real-time factor over the corpus for (a) whisper.cpp called directly in this process (LockN's runner) and (b) the same model
 /// through POST /v1/audio/transcriptions on localhost, interleaved pass by pass so both see the same machine.
 /// </summary>
 internal static class RealTimeFactorBenchmark
@@ -43,7 +43,7 @@ internal static class RealTimeFactorBenchmark
             "",
             "| path | audio s | wall s | RTF |",
             "|---|---:|---:|---:|",
-            Row("(a) Whisper.net in-process", audio, direct),
+            Row("(a) whisper.cpp in-process (WhisperRunner)", audio, direct),
             Row("(b) POST /v1/audio/transcriptions", audio, http),
             "",
             string.Create(CultureInfo.InvariantCulture, $"**Ratio b/a = {http / direct:0.000}** (target ≤ 1.05). Utterances were sent one by one, alternating a and b, {options.Passes} passes."),

@@ -23,7 +23,7 @@ internal static class WhisperServerBenchmark
         {
             "### LockN beside whisper-server (same model, same threads, requests alternating)",
             "",
-            $"Threads: {options.Threads} for every server (Transcription:ThreadsPerSlot, whisper-server -t); LockN with 1 slot and no spare worker; {options.Passes} pass(es) over the corpus; throughput with {Clients} clients sharing one pass.",
+            $"Threads: {options.Threads} for every server (Transcription:ThreadsPerSlot, whisper-server -t); LockN with 1 slot, no spare worker and its workers at normal priority (Transcription:WorkerPriority), as whisper-server runs; {options.Passes} pass(es) over the corpus; throughput with {Clients} clients sharing one pass.",
             "",
         };
         var models = options.ModelsForSideBySide;
@@ -92,6 +92,8 @@ internal static class WhisperServerBenchmark
             Console.Error.WriteLine($"{modelId} {servers[s].Name}: {throughput[s]:0.00} audio s/s with {Clients} clients");
         }
 
+        var settled = servers.Select(s => s.ResidentBytes()).ToArray();
+
         // The incident, for speech: a client sends ten minutes of audio and leaves after a second; how long does the next request take?
         var longAudio = TenMinutesOf(corpus);
         var afterAbandoned = new double[servers.Length];
@@ -114,24 +116,24 @@ internal static class WhisperServerBenchmark
             Console.Error.WriteLine($"{modelId} {servers[s].Name}: next request {afterAbandoned[s]:0.00} s after an abandoned 10-minute one");
         }
 
-        var settled = servers.Select(s => s.ResidentBytes()).ToArray();
+        var after = servers.Select(s => s.ResidentBytes()).ToArray();
         string Ratio(double a, double b) => (a / b).ToString("0.000", CultureInfo.InvariantCulture);
         var lines = new List<string>
         {
             $"#### {modelId} ({corpus.Count} utterances, {corpus.TotalSeconds:0} s of audio)",
             "",
-            "| server | RTF (1 client) | RTF ÷ whisper-server | audio s/s, 4 clients | ÷ whisper-server | RSS idle after start | RSS idle after load | RSS peak | PSS idle after load | processes | next request after an abandoned 10-min one |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| server | RTF (1 client) | RTF ÷ whisper-server | audio s/s, 4 clients | ÷ whisper-server | RSS idle after start | RSS idle after load | PSS idle after load | RSS peak | processes | next request after an abandoned 10-min one | RSS after it |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         };
         for (var s = 0; s < servers.Length; s++)
         {
             lines.Add(string.Create(CultureInfo.InvariantCulture,
-                $"| {servers[s].Name} | {rtf[s]:0.000} | {Ratio(rtf[s], rtf[0])} | {throughput[s]:0.00} | {Ratio(throughput[s], throughput[0])} | {Stats.Mib(idle[s].Current)} | {Stats.Mib(settled[s].Current)} | {Stats.Mib(settled[s].Peak)} | {Stats.Mib(settled[s].Proportional)} | {settled[s].Processes} | {(afterAbandoned[s] > 0 ? afterAbandoned[s].ToString("0.00 s", CultureInfo.InvariantCulture) : "—")} |"));
+                $"| {servers[s].Name} | {rtf[s]:0.000} | {Ratio(rtf[s], rtf[0])} | {throughput[s]:0.00} | {Ratio(throughput[s], throughput[0])} | {Stats.Mib(idle[s].Current)} | {Stats.Mib(settled[s].Current)} | {Stats.Mib(settled[s].Proportional)} | {Stats.Mib(after[s].Peak)} | {after[s].Processes} | {(afterAbandoned[s] > 0 ? afterAbandoned[s].ToString("0.00 s", CultureInfo.InvariantCulture) : "—")} | {(afterAbandoned[s] > 0 ? Stats.Mib(after[s].Current) : "—")} |"));
         }
 
         lines.Add("");
         lines.Add(string.Create(CultureInfo.InvariantCulture,
-            $"LockN (native) ÷ whisper-server: RTF {Ratio(rtf[1], rtf[0])}, throughput {Ratio(throughput[1], throughput[0])}, RSS idle after start {Ratio(idle[1].Current, idle[0].Current)}, RSS idle after load {Ratio(settled[1].Current, settled[0].Current)}, RSS peak {Ratio(settled[1].Peak, settled[0].Peak)}, PSS idle after load {Ratio(settled[1].Proportional, settled[0].Proportional)}."));
+            $"LockN (native) ÷ whisper-server: RTF {Ratio(rtf[1], rtf[0])}, throughput {Ratio(throughput[1], throughput[0])}, RSS idle after start {Ratio(idle[1].Current, idle[0].Current)}, RSS idle after load {Ratio(settled[1].Current, settled[0].Current)}, PSS idle after load {Ratio(settled[1].Proportional, settled[0].Proportional)}, RSS peak {Ratio(after[1].Peak, after[0].Peak)}; next request after an abandoned 10-minute one {Ratio(afterAbandoned[1], afterAbandoned[0])}."));
         return lines;
     }
 
@@ -235,6 +237,9 @@ internal static class WhisperServerBenchmark
             env["LOCKN_Transcription__QueueLength"] = "64";
             env["LOCKN_Transcription__QueueTimeoutSeconds"] = "1800";
             env["LOCKN_Transcription__NativeRuntimePath"] = nativeRuntimePath ?? "";
+            // As whisper-server runs: at normal priority (LockN's default, below normal, protects its front door on a
+            // shared host; here it would hand the CPU to the other servers' idle OpenMP threads between requests).
+            env["LOCKN_Transcription__WorkerPriority"] = "Normal";
             var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromMinutes(30) };
             client.DefaultRequestHeaders.Authorization = new("Bearer", BenchServer.AdminKey);
             var server = new ServerProcess(nativeRuntimePath is null ? "LockN, packaged runtime" : "LockN, native runtime", Start(startInfo), client, "/v1/audio/transcriptions",

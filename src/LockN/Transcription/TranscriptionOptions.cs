@@ -11,7 +11,7 @@ internal sealed record TranscriptionOptions
     [Required, RegularExpression("^whisper-.+", ErrorMessage = "must be a Whisper model id such as whisper-base.en")]
     public string DefaultModel { get; init; } = "whisper-base.en";
 
-    /// <summary>Requests a model processes at once. Each slot has its own worker process.</summary>
+    /// <summary>Requests a model processes at once: lanes of its one worker process, sharing one loaded model.</summary>
     [Range(1, 64)]
     public int Slots { get; init; } = 1;
 

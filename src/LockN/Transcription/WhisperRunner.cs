@@ -67,7 +67,8 @@ internal sealed class WhisperRunner : IDisposable
 
     /// <summary>
     /// Transcribes <paramref name="samples"/> (16 kHz mono), yielding segments as whisper.cpp finishes them. Cancellation
-    /// reaches whisper.cpp's abort callback, which ggml checks between graph nodes: the job stops within milliseconds.
+    /// reaches whisper.cpp's abort callback, which it checks between encoder and decoder passes (not during the first
+    /// spectrogram of the whole input): hundreds of ms on a CPU, which is why the server kills a worker that lingers.
     /// </summary>
     public IAsyncEnumerable<TranscriptSegment> RunAsync(ReadOnlyMemory<float> samples, WhisperJob job, Action<int>? onProgress, CancellationToken cancellationToken) =>
         RunAsync(0, samples, job, onProgress, cancellationToken);

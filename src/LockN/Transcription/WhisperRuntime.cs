@@ -144,7 +144,7 @@ internal static unsafe class WhisperRuntime
         return index >= 0 ? message[(index + 2)..].Trim() : message;
     }
 
-    /// <summary>The libwhisper file mapped into this process (Linux), whatever Whisper.net was asked to load.</summary>
+    /// <summary>The libwhisper file mapped into this process (Linux): the proof of which build runs.</summary>
     private static string? MappedWhisperLibrary()
     {
         if (!OperatingSystem.IsLinux())

@@ -17,8 +17,8 @@ internal sealed record WorkerSettings(int Threads, int Lanes, bool WarmUp, Whisp
 
 /// <summary>
 /// The server's handle on one worker process holding one loaded Whisper model, running a job per lane (one lane per
-/// slot). A job that must stop now is asked to cancel (whisper.cpp's abort callback, checked between graph nodes)
-/// and, if it has not stopped within a short grace period, the process is killed. Either way nothing keeps
+/// slot). A job that must stop now is asked to cancel (whisper.cpp's abort callback, checked only between encoder
+/// and decoder passes) and, if it has not stopped within a short grace period, the process is killed. Either way nothing keeps
 /// computing for a client that is gone.
 /// </summary>
 internal sealed partial class WhisperWorker : IAsyncDisposable

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Text.Json;
 
 namespace LockN.Transcription.Workers;
@@ -62,7 +63,10 @@ internal static class WhisperWorkerHost
                 switch (kind)
                 {
                     case WorkerProtocol.StartJob:
-                        var (job, samples) = await WorkerProtocol.ReadJobAsync(input, CancellationToken.None);
+                        var frame = await WorkerProtocol.ReadJobAsync(input, CancellationToken.None);
+                        // Only the box holds the samples, so the job can let go of them when it ends (see ReturnMemoryAfterLongJob).
+                        var (job, samples) = (frame.Job, new StrongBox<float[]?>(frame.Samples));
+                        frame = default;
                         await running[lane]; // the server sends one job at a time per lane; never overlap two.
                         cancellations[lane]?.Dispose();
                         var cancellation = cancellations[lane] = new CancellationTokenSource();
@@ -92,6 +96,18 @@ internal static class WhisperWorkerHost
         return 0;
     }
 
+    // A job's samples are one large array (an hour of audio is 230 MB). The garbage collector would keep that memory
+    // committed for the next large job; a worker exists to hold a model, so hand it back to the system instead.
+    private const int LongJobSamples = 16000 * 60 * 5;
+
+    private static void ReturnMemoryAfterLongJob(int samples)
+    {
+        if (samples >= LongJobSamples)
+        {
+            GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+        }
+    }
+
     /// <summary>
     /// <c>lockn worker --probe-runtime</c>: loads the runtime and nothing else, and reports it, so the server can refuse to
     /// start on a runtime that does not load before it listens.
@@ -114,11 +130,12 @@ internal static class WhisperWorkerHost
         return report.Type == WorkerEventType.Ready ? 0 : 3;
     }
 
-    private static async Task RunJobAsync(WhisperRunner runner, int lane, WhisperJob job, float[] samples, Func<WorkerEvent, Task> send, CancellationToken cancellationToken)
+    private static async Task RunJobAsync(WhisperRunner runner, int lane, WhisperJob job, StrongBox<float[]?> samples, Func<WorkerEvent, Task> send, CancellationToken cancellationToken)
     {
+        var sampleCount = samples.Value!.Length;
         try
         {
-            await foreach (var segment in runner.RunAsync(lane, samples, job, null, cancellationToken))
+            await foreach (var segment in runner.RunAsync(lane, samples.Value, job, null, cancellationToken))
             {
                 await send(new WorkerEvent(WorkerEventType.Segment, segment, Lane: lane));
             }
@@ -132,6 +149,11 @@ internal static class WhisperWorkerHost
         catch (Exception ex)
         {
             await send(new WorkerEvent(WorkerEventType.Error, Message: ex.Message, Lane: lane));
+        }
+        finally
+        {
+            samples.Value = null;
+            ReturnMemoryAfterLongJob(sampleCount);
         }
     }
 }

@@ -194,7 +194,10 @@ internal sealed partial class WhisperWorkerPool : IAsyncDisposable
                     await Task.Delay(50, stopping.Token);
                 }
 
-                Add(await WhisperWorker.StartAsync(launcher, model, settings, logger, stopping.Token));
+                // With a request waiting, or no worker left, its warm-up job (a whole 30 s window) would only delay
+                // that request, which pays less for whisper.cpp's first run than the warm-up costs.
+                var urgent = Volatile.Read(ref waitingRenters) > 0 || Live == 0;
+                Add(await WhisperWorker.StartAsync(launcher, model, urgent ? settings with { WarmUp = false } : settings, logger, stopping.Token));
                 LastError = null;
                 return;
             }

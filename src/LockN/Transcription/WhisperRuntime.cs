@@ -18,7 +18,7 @@ internal sealed class WhisperRuntimeException(string message) : Exception(messag
 /// build without a word when another fails to load; an operator who built whisper.cpp for the machine must know it
 /// runs. So LockN loads the libraries itself, by full path, and fails when any of them does not load.
 /// </summary>
-internal static unsafe class WhisperRuntime
+internal static unsafe partial class WhisperRuntime
 {
     public const string NativeRuntimeKey = TranscriptionOptions.Section + ":" + nameof(TranscriptionOptions.NativeRuntimePath);
 
@@ -165,10 +165,30 @@ internal static unsafe class WhisperRuntime
     }
 
     /// <summary>
-    /// /proc/self/maps names the file the kernel mapped, links resolved; the directory may hold links to it
-    /// (libwhisper.so → libwhisper.so.1), or be a link itself.
+    /// /proc/self/maps names the file the kernel mapped, every link resolved; the directory may hold links to it
+    /// (libwhisper.so → libwhisper.so.1) or lie under a link itself, so compare real paths.
     /// </summary>
     private static bool IsUnder(string mappedFile, string directory) =>
-        Directory.EnumerateFiles(directory).Any(file =>
-            (new FileInfo(file).ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? Path.GetFullPath(file)) == mappedFile);
+        Directory.EnumerateFiles(directory).Any(file => RealPath(file) == mappedFile);
+
+    private static string? RealPath(string path)
+    {
+        var resolved = RealPath(path, IntPtr.Zero);
+        if (resolved == IntPtr.Zero)
+        {
+            return null;
+        }
+
+        try
+        {
+            return Marshal.PtrToStringUTF8(resolved);
+        }
+        finally
+        {
+            NativeMemory.Free((void*)resolved); // realpath(3) mallocs the result
+        }
+    }
+
+    [LibraryImport("libc", EntryPoint = "realpath", StringMarshalling = StringMarshalling.Utf8)]
+    private static partial IntPtr RealPath(string path, IntPtr resolved);
 }

@@ -1,5 +1,7 @@
 using System.Net;
 using System.Net.Http.Headers;
+using System.Security.Cryptography;
+using System.Text.RegularExpressions;
 using LockN.Tests.Cli;
 
 namespace LockN.Tests.Transcription;
@@ -37,8 +39,10 @@ public sealed class NativeRuntimeTests(NativeRuntimeServerFixture server, LockNS
         Assert.True(File.Exists(Path.Combine(TestAssets.WhisperNativeRuntime, library)), $"{library} is not in {TestAssets.WhisperNativeRuntime}");
         Assert.True(runtime.GetProperty("flash_attention").GetBoolean());
         Assert.Contains("CPU :", runtime.GetProperty("system_info").GetString(), StringComparison.Ordinal);
-        // The log names the full path the worker mapped, so an operator can tell which build runs.
-        Assert.Contains(server.Logs.Lines, line => line.Contains($"native runtime {Path.Combine(TestAssets.WhisperNativeRuntime, library)}", StringComparison.Ordinal));
+        // The log names the full path the worker mapped (links resolved), so an operator can tell which build runs.
+        var logged = server.Logs.Lines.Select(line => Regex.Match(line, @"native runtime (/\S+): ")).First(match => match.Success).Groups[1].Value;
+        Assert.Equal(library, Path.GetFileName(logged));
+        Assert.Equal(SHA256.HashData(await File.ReadAllBytesAsync(Path.Combine(TestAssets.WhisperNativeRuntime, library))), SHA256.HashData(await File.ReadAllBytesAsync(logged)));
     }
 
     [Fact]

@@ -13,10 +13,11 @@ internal enum ModelState
 }
 
 /// <summary>One Whisper model being served: its slots and wait queue, and the warm worker processes behind them.</summary>
-internal sealed class WhisperModelHost : IAsyncDisposable
+internal sealed partial class WhisperModelHost : IAsyncDisposable
 {
     private readonly WhisperWorkerPool pool;
     private readonly TimeSpan cancelGrace;
+    private readonly ILogger logger;
     private readonly Lock startGate = new();
     private Task? starting;
 
@@ -26,6 +27,7 @@ internal sealed class WhisperModelHost : IAsyncDisposable
         Scheduler = schedulers.Create(ModelKind.Transcription, model.Id, options.Slots, options.QueueLength, TimeSpan.FromSeconds(options.QueueTimeoutSeconds));
         pool = new WhisperWorkerPool(model, WorkerSettings.From(options), 1 + options.SpareWorkers, launcher, logger);
         cancelGrace = TimeSpan.FromMilliseconds(options.CancelGraceMilliseconds);
+        this.logger = logger;
     }
 
     public WhisperModelFile Model { get; }
@@ -68,6 +70,7 @@ internal sealed class WhisperModelHost : IAsyncDisposable
         for (var attempt = 0; ; attempt++)
         {
             var lane = await pool.RentAsync(cancellationToken);
+            var processId = lane.Worker.ProcessId; // for the log: the process object is disposed once the worker is retired
             var produced = false;
             var again = false;
             try
@@ -101,8 +104,13 @@ internal sealed class WhisperModelHost : IAsyncDisposable
             {
                 yield break;
             }
+
+            LogRunAgain(logger, Model.Id, processId);
         }
     }
 
     public ValueTask DisposeAsync() => pool.DisposeAsync();
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "A {ModelId} job was on worker {ProcessId} when it was killed to stop another; running it again")]
+    private static partial void LogRunAgain(ILogger logger, string modelId, int processId);
 }

@@ -62,6 +62,7 @@ public sealed class SharedWorkerTests(TwoSlotServerFixture server, ITestOutputHe
         // The cancelled job ignores its abort for hundreds of ms, so its worker was killed with the other job on it;
         // that job ran again on the replacement.
         Assert.Contains(server.Logs.Lines, line => line.Contains("killed it", StringComparison.Ordinal));
+        Assert.Contains(server.Logs.Lines, line => line.Contains("running it again", StringComparison.Ordinal));
         Assert.Equal(HttpStatusCode.OK, stayed.StatusCode);
     }
 

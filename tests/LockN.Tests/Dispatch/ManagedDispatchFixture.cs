@@ -35,6 +35,8 @@ public class ManagedDispatchFixture : LockNServerFixture
                 ["Dispatch:CapacityWaitSeconds"] = "2",
                 ["Dispatch:StopGraceSeconds"] = "3",
                 ["Dispatch:RestartBackoffSeconds"] = "0.2",
+                // The tests poll /admin/backends every 20 ms for up to 30 s: more than a key's default 600 a minute.
+                ["Keys:DefaultRequestsPerMinute"] = "100000",
             };
             Managed(settings, 0, "one", "always", parallel: 1, context: 8192);
             Managed(settings, 1, "two", "always", parallel: 2, context: 32768); // 16,384 per slot: room for a 16,000-token answer

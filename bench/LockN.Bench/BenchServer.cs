@@ -71,38 +71,8 @@ internal sealed class BenchServer : IAsyncDisposable
     /// <summary>Peak resident memory (VmHWM) of this process and of its worker processes, from /proc.</summary>
     public static (long Self, long MaxWorker, int Workers) PeakResidentBytes()
     {
-        var self = Environment.ProcessId;
-        long maxWorker = 0;
-        var workers = 0;
-        foreach (var dir in Directory.EnumerateDirectories("/proc"))
-        {
-            if (!int.TryParse(Path.GetFileName(dir), out var pid) || pid == self)
-            {
-                continue;
-            }
-
-            try
-            {
-                var stat = File.ReadAllText(Path.Combine(dir, "stat"));
-                var parent = int.Parse(stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[1], CultureInfo.InvariantCulture);
-                if (parent == self)
-                {
-                    workers++;
-                    maxWorker = Math.Max(maxWorker, VmHwm(pid));
-                }
-            }
-            catch (IOException)
-            {
-            }
-        }
-
-        return (VmHwm(self), maxWorker, workers);
-    }
-
-    private static long VmHwm(int pid)
-    {
-        var line = File.ReadLines($"/proc/{pid}/status").FirstOrDefault(l => l.StartsWith("VmHWM:", StringComparison.Ordinal));
-        return line is null ? 0 : long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) * 1024;
+        var workers = ProcessMemory.ChildrenOf(Environment.ProcessId).Select(pid => ProcessMemory.Read(pid, "status").GetValueOrDefault("VmHWM:")).ToArray();
+        return (ProcessMemory.Read(Environment.ProcessId, "status").GetValueOrDefault("VmHWM:"), workers.DefaultIfEmpty().Max(), workers.Length);
     }
 
     public async ValueTask DisposeAsync()

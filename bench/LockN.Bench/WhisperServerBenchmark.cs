@@ -311,63 +311,16 @@ internal static class WhisperServerBenchmark
         {
             long current = 0, peak = 0, proportional = 0;
             var count = 0;
-            foreach (var pid in new[] { process.Id }.Concat(ChildrenOf(process.Id)))
+            foreach (var pid in new[] { process.Id }.Concat(ProcessMemory.ChildrenOf(process.Id)))
             {
-                var status = ReadStatus(pid, "status");
+                var status = ProcessMemory.Read(pid, "status");
                 current += status.GetValueOrDefault("VmRSS:");
                 peak += status.GetValueOrDefault("VmHWM:");
-                proportional += ReadStatus(pid, "smaps_rollup").GetValueOrDefault("Pss:");
+                proportional += ProcessMemory.Read(pid, "smaps_rollup").GetValueOrDefault("Pss:");
                 count++;
             }
 
             return (current, peak, proportional, count);
-        }
-
-        private static IEnumerable<int> ChildrenOf(int parent)
-        {
-            foreach (var dir in Directory.EnumerateDirectories("/proc"))
-            {
-                if (!int.TryParse(Path.GetFileName(dir), out var pid))
-                {
-                    continue;
-                }
-
-                string stat;
-                try
-                {
-                    stat = File.ReadAllText(Path.Combine(dir, "stat"));
-                }
-                catch (IOException)
-                {
-                    continue;
-                }
-
-                if (int.Parse(stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[1], CultureInfo.InvariantCulture) == parent)
-                {
-                    yield return pid;
-                }
-            }
-        }
-
-        private static Dictionary<string, long> ReadStatus(int pid, string file)
-        {
-            var values = new Dictionary<string, long>();
-            try
-            {
-                foreach (var line in File.ReadLines($"/proc/{pid}/{file}"))
-                {
-                    var parts = line.Split([' ', '\t'], StringSplitOptions.RemoveEmptyEntries);
-                    if (parts.Length == 3 && parts[2] == "kB")
-                    {
-                        values[parts[0]] = long.Parse(parts[1], CultureInfo.InvariantCulture) * 1024;
-                    }
-                }
-            }
-            catch (IOException)
-            {
-            }
-
-            return values;
         }
 
         private static int FreePort()

@@ -85,6 +85,21 @@ public class LockNServerFixture : IAsyncLifetime
         return await response.Content.ReadFromJsonAsync<JsonElement>();
     }
 
+    /// <summary>The default Whisper model's entry in /health/ready (state, workers, slots, queue, runtime).</summary>
+    public async Task<JsonElement> DefaultModelAsync() =>
+        (await ReadinessAsync()).GetProperty("models").EnumerateArray().Single(m => m.GetProperty("default").GetBoolean());
+
+    /// <summary>Polls <paramref name="condition"/> every 2 ms; fails the test when it is not reached within 30 s.</summary>
+    public static async Task WaitForAsync(Func<Task<bool>> condition)
+    {
+        var deadline = System.Diagnostics.Stopwatch.StartNew();
+        while (!await condition())
+        {
+            Assert.True(deadline.Elapsed < TimeSpan.FromSeconds(30), "condition not reached within 30 s");
+            await Task.Delay(2);
+        }
+    }
+
     private async Task WaitUntilAsync(string probe, TimeSpan timeout)
     {
         var deadline = DateTime.UtcNow + timeout;

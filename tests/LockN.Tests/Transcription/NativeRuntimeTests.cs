@@ -29,7 +29,7 @@ public sealed class NativeRuntimeTests(NativeRuntimeServerFixture server, LockNS
             { new StringContent("whisper-1"), "model" },
         };
         using var transcribed = await server.Client.PostAsync("/v1/audio/transcriptions", content);
-        var runtime = (await server.ReadinessAsync()).GetProperty("models").EnumerateArray().Single(m => m.GetProperty("default").GetBoolean()).GetProperty("runtime");
+        var runtime = (await server.DefaultModelAsync()).GetProperty("runtime");
 
         Assert.Equal(HttpStatusCode.OK, transcribed.StatusCode);
         Assert.Equal("whisper.cpp", runtime.GetProperty("engine").GetString());
@@ -48,7 +48,7 @@ public sealed class NativeRuntimeTests(NativeRuntimeServerFixture server, LockNS
     [Fact]
     public async Task Without_the_setting_the_packaged_runtime_runs_and_readiness_says_so()
     {
-        var runtime = (await packaged.ReadinessAsync()).GetProperty("models").EnumerateArray().Single(m => m.GetProperty("default").GetBoolean()).GetProperty("runtime");
+        var runtime = (await packaged.DefaultModelAsync()).GetProperty("runtime");
 
         Assert.Equal("packaged", runtime.GetProperty("source").GetString());
         Assert.StartsWith("libwhisper", runtime.GetProperty("library").GetString(), StringComparison.Ordinal);

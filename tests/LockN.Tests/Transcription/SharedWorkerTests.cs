@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Net;
-using System.Text.Json;
 
 namespace LockN.Tests.Transcription;
 
@@ -28,8 +27,8 @@ public sealed class SharedWorkerTests(TwoSlotServerFixture server, ITestOutputHe
     {
         var first = PostAsync(OneMinute, CancellationToken.None);
         var second = PostAsync(OneMinute, CancellationToken.None);
-        await WaitUntilAsync(async () => (await DefaultModelAsync()).GetProperty("slots").GetProperty("busy").GetInt32() == 2);
-        var whileBusy = await DefaultModelAsync();
+        await LockNServerFixture.WaitForAsync(async () => (await server.DefaultModelAsync()).GetProperty("slots").GetProperty("busy").GetInt32() == 2);
+        var whileBusy = await server.DefaultModelAsync();
         var workerProcesses = WorkerProcessIds();
 
         using var a = await first;
@@ -47,12 +46,12 @@ public sealed class SharedWorkerTests(TwoSlotServerFixture server, ITestOutputHe
         using var leaving = new CancellationTokenSource();
         var abandoned = PostAsync(TenMinutes, leaving.Token);
         var staying = PostAsync(OneMinute, CancellationToken.None);
-        await WaitUntilAsync(async () => (await DefaultModelAsync()).GetProperty("slots").GetProperty("busy").GetInt32() == 2);
+        await LockNServerFixture.WaitForAsync(async () => (await server.DefaultModelAsync()).GetProperty("slots").GetProperty("busy").GetInt32() == 2);
         await Task.Delay(500);
 
         var left = Stopwatch.StartNew();
         await leaving.CancelAsync();
-        await WaitUntilAsync(async () => (await DefaultModelAsync()).GetProperty("slots").GetProperty("busy").GetInt32() <= 1);
+        await LockNServerFixture.WaitForAsync(async () => (await server.DefaultModelAsync()).GetProperty("slots").GetProperty("busy").GetInt32() <= 1);
         var freedAfter = left.Elapsed;
         using var stayed = await staying;
 
@@ -69,8 +68,6 @@ public sealed class SharedWorkerTests(TwoSlotServerFixture server, ITestOutputHe
     private Task<HttpResponseMessage> PostAsync(byte[] wav, CancellationToken cancellationToken) =>
         server.Client.PostAsync("/v1/audio/transcriptions", TestAudio.Form(wav, "audio.wav", ("model", "whisper-1")), cancellationToken);
 
-    private async Task<JsonElement> DefaultModelAsync() =>
-        (await server.ReadinessAsync()).GetProperty("models").EnumerateArray().Single(m => m.GetProperty("default").GetBoolean());
 
     /// <summary>The `lockn worker` processes this test process started (the fixture's server runs in it).</summary>
     private static int[] WorkerProcessIds()
@@ -95,13 +92,4 @@ public sealed class SharedWorkerTests(TwoSlotServerFixture server, ITestOutputHe
             .Select(pid => int.Parse(pid!, System.Globalization.CultureInfo.InvariantCulture))];
     }
 
-    private static async Task WaitUntilAsync(Func<Task<bool>> condition)
-    {
-        var deadline = Stopwatch.StartNew();
-        while (!await condition())
-        {
-            Assert.True(deadline.Elapsed < TimeSpan.FromSeconds(30), "condition not reached within 30 s");
-            await Task.Delay(2);
-        }
-    }
 }

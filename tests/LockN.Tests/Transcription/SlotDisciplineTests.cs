@@ -36,7 +36,7 @@ public class SlotDisciplineTests(OneSlotServerFixture server, ITestOutputHelper 
     {
         // Earlier tests kill workers; their replacements load only once the model is quiet. Start from a fully warm
         // pool (one worker per slot plus the spare), as a server that has been ready for a while is.
-        await WaitUntilAsync(async () => (await DefaultModelAsync()).GetProperty("workers").GetInt32() == 2);
+        await LockNServerFixture.WaitForAsync(async () => (await server.DefaultModelAsync()).GetProperty("workers").GetInt32() == 2);
         var alone = await TimeShortRequestAsync();
         using var client = new CancellationTokenSource();
         var longRequest = PostAsync(OneSlotServerFixture.TenMinutes, client.Token);
@@ -63,7 +63,7 @@ public class SlotDisciplineTests(OneSlotServerFixture server, ITestOutputHelper 
         var running = PostAsync(OneSlotServerFixture.TenMinutes, client.Token);
         await WaitForBusySlotsAsync(1);
         var waiting = PostAsync(OneSlotServerFixture.Jfk, client.Token);
-        await WaitUntilAsync(async () => (await QueueDepthAsync()) == 1);
+        await LockNServerFixture.WaitForAsync(async () => (await QueueDepthAsync()) == 1);
 
         var started = Stopwatch.StartNew();
         using var refused = await server.Client.PostAsync("/v1/audio/transcriptions", TestAudio.Form(OneSlotServerFixture.Jfk, "jfk.wav", ("model", "whisper-1")));
@@ -110,23 +110,12 @@ public class SlotDisciplineTests(OneSlotServerFixture server, ITestOutputHelper 
     private Task<HttpResponseMessage> PostAsync(byte[] wav, CancellationToken cancellationToken) =>
         server.Client.PostAsync("/v1/audio/transcriptions", TestAudio.Form(wav, "audio.wav", ("model", "whisper-1")), cancellationToken);
 
-    private async Task<JsonElement> DefaultModelAsync() =>
-        (await server.ReadinessAsync()).GetProperty("models").EnumerateArray().Single(m => m.GetProperty("default").GetBoolean());
 
-    private async Task<int> QueueDepthAsync() => (await DefaultModelAsync()).GetProperty("queue").GetProperty("depth").GetInt32();
+    private async Task<int> QueueDepthAsync() => (await server.DefaultModelAsync()).GetProperty("queue").GetProperty("depth").GetInt32();
 
     private Task WaitForBusySlotsAsync(int busy) =>
-        WaitUntilAsync(async () => (await DefaultModelAsync()).GetProperty("slots").GetProperty("busy").GetInt32() == busy);
+        LockNServerFixture.WaitForAsync(async () => (await server.DefaultModelAsync()).GetProperty("slots").GetProperty("busy").GetInt32() == busy);
 
-    private static async Task WaitUntilAsync(Func<Task<bool>> condition)
-    {
-        var deadline = Stopwatch.StartNew();
-        while (!await condition())
-        {
-            Assert.True(deadline.Elapsed < TimeSpan.FromSeconds(30), "condition not reached within 30 s");
-            await Task.Delay(2);
-        }
-    }
 
     private static async Task Quietly(Task<HttpResponseMessage> request)
     {

@@ -92,6 +92,8 @@ public class ManagedServerTests(ManagedDispatchFixture server, ITestOutputHelper
     {
         Assert.Equal("stopped", (await server.BackendAsync("idle")).GetProperty("state").GetString());
         using var first = await server.Client.SendAsync(ManagedDispatchFixture.Chat("idle", "wake up", 4, stream: false));
+        // Idle from the end of that request, not from after the admin call below (which a loaded machine may delay).
+        var idleSince = Stopwatch.GetTimestamp();
         Assert.Equal(HttpStatusCode.OK, first.StatusCode);
         var running = await server.BackendAsync("idle");
         var pid = running.GetProperty("process").GetProperty("pid").GetInt32();
@@ -99,7 +101,6 @@ public class ManagedServerTests(ManagedDispatchFixture server, ITestOutputHelper
         Assert.True(IsAlive(pid));
         Assert.True(running.GetProperty("process").GetProperty("last_start").GetProperty("loaded_ms").GetDouble() > 0);
 
-        var idleSince = Stopwatch.GetTimestamp();
         var stopped = await server.WaitForStateAsync("idle", "stopped", TimeSpan.FromSeconds(ManagedDispatchFixture.IdleUnloadSeconds + 10));
         var after = Stopwatch.GetElapsedTime(idleSince);
         await WaitUntilDeadAsync(pid);

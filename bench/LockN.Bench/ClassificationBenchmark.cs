@@ -24,7 +24,7 @@ internal static class ClassificationBenchmark
         {
             var bytes = await File.ReadAllBytesAsync(file);
             var decoded = await decoder.DecodeAsync(new MemoryStream(bytes), CancellationToken.None);
-            clips.Add((bytes, decoded.Audio!.Samples, decoded.Audio.DurationSeconds, Path.GetFileName(file)));
+            clips.Add((bytes, decoded.Audio!.Samples.ToArray(), decoded.Audio.DurationSeconds, Path.GetFileName(file)));
         }
 
         await using var server = await BenchServer.StartAsync(options, slots: 1, new Dictionary<string, string?>

@@ -33,7 +33,7 @@ internal sealed class SpeechCorpus : List<Utterance>
                 throw new InvalidDataException($"{path}: {decoded.Message}");
             }
 
-            corpus.Add(new Utterance(columns[0], path, bytes, decoded.Audio!.Samples, double.Parse(columns[2], CultureInfo.InvariantCulture)));
+            corpus.Add(new Utterance(columns[0], path, bytes, decoded.Audio!.Samples.ToArray(), double.Parse(columns[2], CultureInfo.InvariantCulture)));
         }
 
         return corpus;

@@ -6,9 +6,10 @@ namespace LockN.Audio;
 /// Turns an uploaded file into 16 kHz mono samples: WAV in-process, everything else through ffmpeg, within the
 /// configured duration and time limits. Expected failures come back as results, never exceptions.
 /// </summary>
-internal sealed class AudioDecoder(IOptions<AudioOptions> options, ILogger<AudioDecoder> logger)
+/// <param name="spool">Where long audio is kept instead of memory: the server has one; the CLI's in-process commands do not.</param>
+internal sealed class AudioDecoder(IOptions<AudioOptions> options, ILogger<AudioDecoder> logger, AudioSpool? spool = null)
 {
-    private readonly FfmpegDecoder ffmpeg = new(options.Value, logger);
+    private readonly FfmpegDecoder ffmpeg = new(options.Value, logger, spool);
 
     /// <summary>Decodes a file (the CLI's inputs); one that cannot be read is refused like a broken upload.</summary>
     public async Task<AudioDecodeResult> DecodeFileAsync(FileInfo file, CancellationToken cancellationToken)
@@ -56,7 +57,7 @@ internal sealed class AudioDecoder(IOptions<AudioOptions> options, ILogger<Audio
         {
             if (container == "wav")
             {
-                var result = await WavReader.ReadAsync(input, settings.MaxDurationSeconds, streamed: false, deadline.Token);
+                var result = await WavReader.ReadAsync(input, settings.MaxDurationSeconds, streamed: false, spool, deadline.Token);
                 if (result.Error != AudioDecodeError.UnsupportedMedia)
                 {
                     return result;

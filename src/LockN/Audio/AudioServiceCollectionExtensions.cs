@@ -10,4 +10,11 @@ internal static class AudioServiceCollectionExtensions
         services.AddSingleton<AudioDecoder>();
         return services;
     }
+
+    /// <summary>The server's decoded-audio spool in its data directory (the CLI's in-process commands keep audio in memory).</summary>
+    public static IServiceCollection AddAudioSpool(this IServiceCollection services)
+    {
+        services.AddSingleton<AudioSpool>();
+        return services;
+    }
 }

@@ -1,11 +1,14 @@
 namespace LockN.Audio;
 
-/// <summary>Audio ready for the models: 16 kHz mono float samples in [-1, 1], plus what the source was.</summary>
-internal sealed record DecodedAudio
+/// <summary>
+/// Audio ready for the models: 16 kHz mono float samples in [-1, 1], plus what the source was. Owns its samples:
+/// dispose it when the request is done (a spooled input's file is deleted then).
+/// </summary>
+internal sealed record DecodedAudio : IDisposable
 {
     public const int SampleRate = 16_000;
 
-    public required float[] Samples { get; init; }
+    public required DecodedSamples Samples { get; init; }
 
     /// <summary>Frames in the source at its own rate; the duration is measured on these, not on the resampled output.</summary>
     public required long SourceFrames { get; init; }
@@ -18,6 +21,8 @@ internal sealed record DecodedAudio
     public required string Container { get; init; }
 
     public double DurationSeconds => (double)SourceFrames / SourceSampleRate;
+
+    public void Dispose() => Samples.Dispose();
 }
 
 /// <summary>Why an input could not be decoded; each maps to one HTTP status. Public: a test theory names its values.</summary>
@@ -40,6 +45,9 @@ public enum AudioDecodeError
 
     /// <summary>ffmpeg is needed for this container but cannot be started.</summary>
     DecoderUnavailable,
+
+    /// <summary>The decoded audio could not be written to the spool folder (a full or read-only disk).</summary>
+    SpoolUnavailable,
 }
 
 /// <summary>Either decoded audio or an error with a message fit for the API caller.</summary>

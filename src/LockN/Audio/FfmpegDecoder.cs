@@ -8,7 +8,7 @@ namespace LockN.Audio;
 /// source rate comes out on stdout (downmix and resampling stay ours), nothing is written to disk. The process is
 /// killed when the caller's token fires, so an abandoned request leaves nothing running.
 /// </summary>
-internal sealed partial class FfmpegDecoder(AudioOptions options, ILogger logger)
+internal sealed partial class FfmpegDecoder(AudioOptions options, ILogger logger, AudioSpool? spool)
 {
     private const int StderrTailChars = 2000;
 
@@ -54,7 +54,7 @@ internal sealed partial class FfmpegDecoder(AudioOptions options, ILogger logger
             AudioDecodeResult result;
             try
             {
-                result = await WavReader.ReadAsync(process.StandardOutput.BaseStream, options.MaxDurationSeconds, streamed: true, cancellationToken);
+                result = await WavReader.ReadAsync(process.StandardOutput.BaseStream, options.MaxDurationSeconds, streamed: true, spool, cancellationToken);
             }
             finally
             {
@@ -63,7 +63,12 @@ internal sealed partial class FfmpegDecoder(AudioOptions options, ILogger logger
                 await feeding;
             }
 
-            cancellationToken.ThrowIfCancellationRequested();
+            if (cancellationToken.IsCancellationRequested)
+            {
+                result.Audio?.Dispose();
+                cancellationToken.ThrowIfCancellationRequested();
+            }
+
             var stderr = await errors;
             if (result.Error == AudioDecodeError.TooLong)
             {
@@ -72,6 +77,7 @@ internal sealed partial class FfmpegDecoder(AudioOptions options, ILogger logger
 
             if (process.ExitCode != 0 || !result.Succeeded)
             {
+                result.Audio?.Dispose();
                 LogFailed(logger, container, process.ExitCode, stderr);
                 return Failed(container, stderr, result);
             }

@@ -2,24 +2,23 @@ namespace LockN.Audio;
 
 /// <summary>
 /// Collects source frames (already mixed to mono) at the source rate and keeps them as 16 kHz samples,
-/// resampling on the way in so the source-rate signal is never held whole.
+/// resampling on the way in so the source-rate signal is never held whole; where they are kept is the
+/// <see cref="DecodedSampleWriter"/>'s choice (memory or a spool file).
 /// </summary>
-internal sealed class MonoAudioBuilder
+internal sealed class MonoAudioBuilder : IDisposable
 {
     private readonly SincResampler? resampler;
-    private float[] samples;
-    private int count;
+    private readonly DecodedSampleWriter writer;
 
-    public MonoAudioBuilder(int sourceSampleRate, long expectedFrames)
+    public MonoAudioBuilder(int sourceSampleRate, long expectedFrames, AudioSpool? spool)
     {
         SourceSampleRate = sourceSampleRate;
-        // Exactly what the resampler will emit for that many frames, so an honest header means no copy in Finish. A
-        // header may lie about its length, so the first allocation is capped; the buffer grows with what really arrives.
+        // Exactly what the resampler will emit for that many frames, so an honest header means no regrowth.
         var expectedSamples = ((expectedFrames * DecodedAudio.SampleRate) + sourceSampleRate - 1) / sourceSampleRate;
-        samples = new float[(int)Math.Clamp(expectedSamples, 16, 1024 * 1024)];
+        writer = new DecodedSampleWriter(spool, expectedSamples);
         if (sourceSampleRate != DecodedAudio.SampleRate)
         {
-            resampler = new SincResampler(sourceSampleRate, DecodedAudio.SampleRate, Append);
+            resampler = new SincResampler(sourceSampleRate, DecodedAudio.SampleRate, writer.Append);
         }
     }
 
@@ -32,7 +31,7 @@ internal sealed class MonoAudioBuilder
         SourceFrames += monoFrames.Length;
         if (resampler is null)
         {
-            Append(monoFrames);
+            writer.Append(monoFrames);
         }
         else
         {
@@ -40,20 +39,11 @@ internal sealed class MonoAudioBuilder
         }
     }
 
-    public float[] Finish()
+    public DecodedSamples Finish()
     {
         resampler?.Flush();
-        return count == samples.Length ? samples : samples.AsSpan(0, count).ToArray();
+        return writer.Finish();
     }
 
-    private void Append(ReadOnlySpan<float> resampled)
-    {
-        if (count + resampled.Length > samples.Length)
-        {
-            Array.Resize(ref samples, Math.Max(samples.Length * 2, count + resampled.Length));
-        }
-
-        resampled.CopyTo(samples.AsSpan(count));
-        count += resampled.Length;
-    }
+    public void Dispose() => writer.Dispose();
 }

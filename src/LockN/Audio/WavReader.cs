@@ -25,7 +25,8 @@ internal static class WavReader
     /// <param name="input">Positioned at the start of the RIFF header.</param>
     /// <param name="maxDurationSeconds">Reading stops with <see cref="AudioDecodeError.TooLong"/> past this.</param>
     /// <param name="streamed">The writer could not seek back to fill in sizes (ffmpeg on a pipe): read the data chunk to the end.</param>
-    public static async Task<AudioDecodeResult> ReadAsync(Stream input, int maxDurationSeconds, bool streamed, CancellationToken cancellationToken)
+    /// <param name="spool">Where long audio goes instead of memory; null keeps everything in memory.</param>
+    public static async Task<AudioDecodeResult> ReadAsync(Stream input, int maxDurationSeconds, bool streamed, AudioSpool? spool, CancellationToken cancellationToken)
     {
         var header = new byte[12];
         if (await input.ReadAtLeastAsync(header, header.Length, throwOnEndOfStream: false, cancellationToken) < header.Length)
@@ -80,7 +81,7 @@ internal static class WavReader
                 }
 
                 long? declaredBytes = streamed || size == UnknownSize ? null : size;
-                return await ReadDataAsync(input, format, declaredBytes, maxDurationSeconds, cancellationToken);
+                return await ReadDataAsync(input, format, declaredBytes, maxDurationSeconds, spool, cancellationToken);
             }
             else if (!await SkipAsync(input, size + (size & 1L), cancellationToken))
             {
@@ -89,11 +90,39 @@ internal static class WavReader
         }
     }
 
-    private static async Task<AudioDecodeResult> ReadDataAsync(Stream input, WaveFormat format, long? declaredBytes, int maxDurationSeconds, CancellationToken cancellationToken)
+    private static async Task<AudioDecodeResult> ReadDataAsync(Stream input, WaveFormat format, long? declaredBytes, int maxDurationSeconds, AudioSpool? spool, CancellationToken cancellationToken)
     {
         var maxFrames = (long)maxDurationSeconds * format.SampleRate;
         var expectedFrames = Math.Min(declaredBytes ?? 0, RemainingBytes(input) ?? long.MaxValue) / format.BlockAlign;
-        var builder = new MonoAudioBuilder(format.SampleRate, Math.Min(expectedFrames, maxFrames));
+        MonoAudioBuilder builder;
+        try
+        {
+            builder = new MonoAudioBuilder(format.SampleRate, Math.Min(expectedFrames, maxFrames), spool);
+        }
+        catch (IOException ex)
+        {
+            return SpoolFailed(ex);
+        }
+
+        using (builder)
+        {
+            return await ReadDataAsync(input, format, declaredBytes, maxDurationSeconds, builder, cancellationToken);
+        }
+    }
+
+    // The exception's text names the server's paths: the caller gets the reason in LockN's words only.
+    private static AudioDecodeResult SpoolFailed(IOException ex) =>
+        AudioDecodeResult.Failure(AudioDecodeError.SpoolUnavailable, ex switch
+        {
+            SpoolFullException => "LockN is holding as much long audio as it is allowed to (Audio:MaxSpoolMiB); try again when current requests finish.",
+            { HResult: 28 or 0x70 } => "LockN has no disk space left for the decoded audio; try again later.",
+            _ when ex.Message.Contains("space", StringComparison.OrdinalIgnoreCase) => "LockN has no disk space left for the decoded audio; try again later.",
+            _ => "LockN could not write the decoded audio to its spool folder; try again later.",
+        });
+
+    private static async Task<AudioDecodeResult> ReadDataAsync(Stream input, WaveFormat format, long? declaredBytes, int maxDurationSeconds, MonoAudioBuilder builder, CancellationToken cancellationToken)
+    {
+        var maxFrames = (long)maxDurationSeconds * format.SampleRate;
         var framesPerRead = Math.Max(1, 64 * 1024 / format.BlockAlign);
         var buffer = ArrayPool<byte>.Shared.Rent(framesPerRead * format.BlockAlign);
         var mono = ArrayPool<float>.Shared.Rent(framesPerRead);
@@ -117,7 +146,14 @@ internal static class WavReader
                 }
 
                 format.MixToMono(buffer.AsSpan(0, frames * format.BlockAlign), mono.AsSpan(0, frames));
-                builder.Add(mono.AsSpan(0, frames));
+                try
+                {
+                    builder.Add(mono.AsSpan(0, frames));
+                }
+                catch (IOException ex)
+                {
+                    return SpoolFailed(ex);
+                }
 
                 // A partial frame waits for the next read; at the end of the stream it is dropped.
                 carried = bytes - (frames * format.BlockAlign);
@@ -135,9 +171,19 @@ internal static class WavReader
             return AudioDecodeResult.Failure(AudioDecodeError.Empty, "The audio contains no samples.");
         }
 
+        DecodedSamples samples;
+        try
+        {
+            samples = builder.Finish();
+        }
+        catch (IOException ex)
+        {
+            return SpoolFailed(ex);
+        }
+
         return AudioDecodeResult.Success(new DecodedAudio
         {
-            Samples = builder.Finish(),
+            Samples = samples,
             SourceFrames = builder.SourceFrames,
             SourceSampleRate = format.SampleRate,
             SourceChannels = format.Channels,

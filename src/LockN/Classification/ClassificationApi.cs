@@ -49,25 +49,25 @@ internal static class ClassificationApi
             return decoded.ToApiError().ToResult();
         }
 
+        using var audio = decoded.Audio!;
         var admission = await host.Scheduler.AcquireAsync(cancellationToken);
         if (admission.Refusal(YamnetModel.Id) is { } refused)
         {
             return refused.ToResult();
         }
 
-        var audio = decoded.Audio!;
-        float[][] windows;
+        ClassificationResult result;
         using (admission.Lease)
         {
             // ONNX Runtime runs synchronously, here on the request's own pool thread: the slots bound how many threads
             // it holds, and a hop to another pool thread would only add a wake-up. Cancellation stops it through
-            // RunOptions.Terminate.
-            windows = model.Score(audio.Samples, cancellationToken);
+            // RunOptions.Terminate. Windows are read and scored in batches and summarised as they come.
+            result = SoundClassifier.Classify(model, audio, host.GenericLabels, query!, cancellationToken);
         }
 
         var usage = Usage.UsageFeature.For(context);
         usage.Model = YamnetModel.Id;
         usage.AudioSeconds = audio.DurationSeconds;
-        return TypedResults.Json(SoundClassifier.Summarise(windows, audio.DurationSeconds, model.Classes, host.GenericLabels, query!), LockNJson.Context.ClassificationResult);
+        return TypedResults.Json(result, LockNJson.Context.ClassificationResult);
     }
 }

@@ -1,7 +1,11 @@
 using System.Buffers;
+using LockN.Audio;
 using Microsoft.ML.OnnxRuntime;
 
 namespace LockN.Classification;
+
+/// <summary>Receives one window's class scores; the span is valid during the call only.</summary>
+internal delegate void WindowScores(int window, ReadOnlySpan<float> scores);
 
 /// <summary>One AudioSet class of YAMNet's class map.</summary>
 internal sealed record SoundClass(int Index, string Mid, string Name);
@@ -48,58 +52,75 @@ internal sealed class YamnetModel : IDisposable
     public IReadOnlyList<SoundClass> Classes { get; }
 
     /// <summary>Number of windows YAMNet frames <paramref name="samples"/> into (at least one).</summary>
-    public static int WindowCount(int samples) =>
+    public static int WindowCount(long samples) =>
         samples <= WindowSamples ? 1 : 1 + (int)Math.Ceiling((samples - WindowSamples) / (double)HopSamples);
 
     /// <summary>Scores every window: result[window][class], sigmoid outputs in [0, 1].</summary>
-    public float[][] Score(ReadOnlySpan<float> samples, CancellationToken cancellationToken)
+    public float[][] Score(float[] samples, CancellationToken cancellationToken)
+    {
+        var scores = new float[WindowCount(samples.Length)][];
+        using var source = DecodedSamples.InMemory(samples);
+        Score(source, (window, windowScores) => scores[window] = windowScores.ToArray(), cancellationToken);
+        return scores;
+    }
+
+    /// <summary>
+    /// Scores every window in order, handing each window's class scores to <paramref name="onWindow"/> (valid during the
+    /// call only). Reads and scores <see cref="maxWindowsPerRun"/> windows at a time, so memory is the same for a
+    /// second of audio as for an hour of it.
+    /// </summary>
+    public void Score(DecodedSamples samples, WindowScores onWindow, CancellationToken cancellationToken)
     {
         var windows = WindowCount(samples.Length);
-        var scores = new float[windows][];
         using var runOptions = new RunOptions();
         using var cancel = cancellationToken.Register(() => runOptions.Terminate = true);
-        for (var first = 0; first < windows; first += maxWindowsPerRun)
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            var batch = Math.Min(maxWindowsPerRun, windows - first);
 
-            // Rented: a 5 s clip's windows are 600 KB, which would otherwise be a large-object allocation per request.
-            var input = ArrayPool<float>.Shared.Rent(batch * WindowSamples);
-            IDisposableReadOnlyCollection<OrtValue> outputs;
-            try
+        // Rented: a 5 s clip's windows are 600 KB, which would otherwise be a large-object allocation per request.
+        var largestBatch = Math.Min(maxWindowsPerRun, windows);
+        var span = ArrayPool<float>.Shared.Rent(((largestBatch - 1) * HopSamples) + WindowSamples);
+        var input = ArrayPool<float>.Shared.Rent(largestBatch * WindowSamples);
+        try
+        {
+            for (var first = 0; first < windows; first += maxWindowsPerRun)
             {
+                cancellationToken.ThrowIfCancellationRequested();
+                var batch = Math.Min(maxWindowsPerRun, windows - first);
+
+                // One read for the batch's stretch of audio (windows overlap by half), then framed into the tensor.
+                var stretch = span.AsSpan(0, ((batch - 1) * HopSamples) + WindowSamples);
+                var read = samples.CopyTo((long)first * HopSamples, stretch);
+                stretch[read..].Clear(); // the zero padding of a last, short window
                 for (var w = 0; w < batch; w++)
                 {
-                    var start = (first + w) * HopSamples;
-                    var length = Math.Clamp(samples.Length - start, 0, WindowSamples);
-                    var window = input.AsSpan(w * WindowSamples, WindowSamples);
-                    samples.Slice(start, length).CopyTo(window);
-                    window[length..].Clear(); // the zero padding of a last, short window
+                    stretch.Slice(w * HopSamples, WindowSamples).CopyTo(input.AsSpan(w * WindowSamples, WindowSamples));
                 }
 
-                using var tensor = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, input.AsMemory(0, batch * WindowSamples), [batch, WindowSamples]);
-                outputs = session.Run(runOptions, ["waveform"], [tensor], ["scores"]);
-            }
-            catch (OnnxRuntimeException) when (cancellationToken.IsCancellationRequested)
-            {
-                throw new OperationCanceledException(cancellationToken);
-            }
-            finally
-            {
-                ArrayPool<float>.Shared.Return(input);
-            }
-
-            using (outputs)
-            {
-                var flat = outputs[0].GetTensorDataAsSpan<float>();
-                for (var w = 0; w < batch; w++)
+                IDisposableReadOnlyCollection<OrtValue> outputs;
+                try
                 {
-                    scores[first + w] = flat.Slice(w * Classes.Count, Classes.Count).ToArray();
+                    using var tensor = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, input.AsMemory(0, batch * WindowSamples), [batch, WindowSamples]);
+                    outputs = session.Run(runOptions, ["waveform"], [tensor], ["scores"]);
+                }
+                catch (OnnxRuntimeException) when (cancellationToken.IsCancellationRequested)
+                {
+                    throw new OperationCanceledException(cancellationToken);
+                }
+
+                using (outputs)
+                {
+                    var flat = outputs[0].GetTensorDataAsSpan<float>();
+                    for (var w = 0; w < batch; w++)
+                    {
+                        onWindow(first + w, flat.Slice(w * Classes.Count, Classes.Count));
+                    }
                 }
             }
         }
-
-        return scores;
+        finally
+        {
+            ArrayPool<float>.Shared.Return(span);
+            ArrayPool<float>.Shared.Return(input);
+        }
     }
 
     public void Dispose() => session.Dispose();

@@ -54,7 +54,12 @@ internal static class ClassifyCommand
                         continue;
                     }
 
-                    var result = SoundClassifier.Summarise(model.Score(decoded.Audio!.Samples, cancellationToken), decoded.Audio.DurationSeconds, model.Classes, host.GenericLabels, query);
+                    ClassificationResult result;
+                    using (var audio = decoded.Audio!)
+                    {
+                        result = SoundClassifier.Classify(model, audio, host.GenericLabels, query, cancellationToken);
+                    }
+
                     foreach (var label in result.Labels)
                     {
                         table.AddRow(Markup.Escape(file.Name), Number(result.Duration), Markup.Escape(label.Label), Number(label.Score));

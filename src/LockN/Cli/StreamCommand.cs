@@ -67,7 +67,11 @@ internal static class StreamCommand
                         return await FailAsync(problem!, 1);
                     }
 
-                    pcm = Pcm16(audio.Samples);
+                    using (audio)
+                    using (var samples = audio.Samples.OpenMemory())
+                    {
+                        pcm = Pcm16(samples.Memory.Span);
+                    }
                 }
 
                 var session = new Dictionary<string, object?>

@@ -79,7 +79,8 @@ internal static class TranscribeCommand
             return false;
         }
 
-        var audio = decoded.Audio!;
+        using var audio = decoded.Audio!;
+        using var samples = audio.Samples.OpenMemory();
         var segments = new List<TranscriptSegment>();
         if (audio.DurationSeconds >= ProgressBarSeconds && AnsiConsole.Profile.Capabilities.Interactive)
         {
@@ -88,7 +89,7 @@ internal static class TranscribeCommand
                 .StartAsync(async context =>
                 {
                     var task = context.AddTask(Markup.Escape(file.Name), maxValue: 100);
-                    await foreach (var segment in runner.RunAsync(audio.Samples, job, percent => task.Value = percent, cancellationToken))
+                    await foreach (var segment in runner.RunAsync(samples.Memory, job, percent => task.Value = percent, cancellationToken))
                     {
                         segments.Add(segment);
                     }
@@ -98,7 +99,7 @@ internal static class TranscribeCommand
         }
         else
         {
-            await foreach (var segment in runner.RunAsync(audio.Samples, job, null, cancellationToken))
+            await foreach (var segment in runner.RunAsync(samples.Memory, job, null, cancellationToken))
             {
                 segments.Add(segment);
             }

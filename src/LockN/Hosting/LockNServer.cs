@@ -37,7 +37,7 @@ internal static class LockNServer
         builder.Services.AddUsage(builder.Configuration);
         builder.Services.AddOpenAiErrors();
         builder.Services.AddKeys(builder.Configuration);
-        builder.Services.AddAudioDecoding(builder.Configuration);
+        builder.Services.AddAudioDecoding(builder.Configuration).AddAudioSpool();
         builder.Services.AddTranscription(builder.Configuration);
         builder.Services.AddClassification(builder.Configuration);
         builder.Services.AddStreaming(builder.Configuration);

@@ -1,5 +1,6 @@
 using System.Text;
 using System.Threading.Channels;
+using LockN.Audio;
 using LockN.Scheduling;
 using LockN.Transcription;
 using LockN.Transcription.Workers;
@@ -160,7 +161,8 @@ internal sealed class UtteranceTranscriber : IDisposable
         var text = new StringBuilder();
         string? language = null;
         List<TranscriptWord>? collected = words ? [] : null;
-        await foreach (var segment in host.RunAsync(samples, job, cancellationToken))
+        using var utterance = DecodedSamples.InMemory(samples);
+        await foreach (var segment in host.RunAsync(utterance, job, cancellationToken))
         {
             text.Append(segment.Text);
             language ??= segment.Language;

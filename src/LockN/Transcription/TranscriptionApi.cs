@@ -61,6 +61,9 @@ internal static partial class TranscriptionApi
             return decoded.ToApiError().ToResult();
         }
 
+        // Disposed with the response: a streamed answer still reads the samples after this method returns.
+        var audio = decoded.Audio!;
+        context.Response.RegisterForDispose(audio);
         try
         {
             await host.EnsureStartedAsync().WaitAsync(cancellationToken);
@@ -76,7 +79,6 @@ internal static partial class TranscriptionApi
             return refused.ToResult();
         }
 
-        var audio = decoded.Audio!;
         usage.AudioSeconds = audio.DurationSeconds;
         if (request.Stream)
         {

@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using LockN.Audio;
 using LockN.Scheduling;
 using LockN.Transcription.Workers;
 
@@ -64,7 +65,7 @@ internal sealed partial class WhisperModelHost : IAsyncDisposable
     /// killed under it for another lane's sake (a job that would not stop) is run again once on a live worker, when
     /// it had produced nothing yet: a request is never failed for something another client did.
     /// </summary>
-    public async IAsyncEnumerable<TranscriptSegment> RunAsync(ReadOnlyMemory<float> samples, WhisperJob job, [EnumeratorCancellation] CancellationToken cancellationToken)
+    public async IAsyncEnumerable<TranscriptSegment> RunAsync(DecodedSamples samples, WhisperJob job, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         await EnsureStartedAsync().WaitAsync(cancellationToken);
         for (var attempt = 0; ; attempt++)

@@ -49,7 +49,7 @@ public class ClassificationApiTests(LockNServerFixture server, ITestOutputHelper
         var dog = Esc50.Clips.First(c => c.Category == "dog");
         var decoded = await new AudioDecoder(Options.Create(new AudioOptions()), NullLogger<AudioDecoder>.Instance).DecodeAsync(File.OpenRead(dog.Path), CancellationToken.None);
         var padded = new float[(16000 * 3) + decoded.Audio!.Samples.Length + (16000 * 3)];
-        decoded.Audio.Samples.CopyTo(padded, 16000 * 3);
+        decoded.Audio.Samples.CopyTo(0, padded.AsSpan(16000 * 3));
         var dogEnd = 3 + decoded.Audio.DurationSeconds;
 
         var body = await ClassifyAsync(TestAudio.FloatWav(padded), "padded-dog.wav", ("events", "true"), ("exclude_generic", "true"));

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Text.Json;
 using System.Threading.Channels;
+using LockN.Audio;
 
 namespace LockN.Transcription.Workers;
 
@@ -144,7 +145,7 @@ internal sealed partial class WhisperWorker : IAsyncDisposable
     /// <see cref="OperationCanceledException"/> surfaces.
     /// </summary>
     public async IAsyncEnumerable<TranscriptSegment> RunAsync(
-        int lane, ReadOnlyMemory<float> samples, WhisperJob job, TimeSpan cancelGrace, [EnumeratorCancellation] CancellationToken cancellationToken)
+        int lane, DecodedSamples samples, WhisperJob job, TimeSpan cancelGrace, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         var events = lanes[lane];
         var finished = false;

@@ -1,4 +1,4 @@
-using System.Runtime.CompilerServices;
+using System.Buffers;
 using System.Text.Json;
 
 namespace LockN.Transcription.Workers;
@@ -63,10 +63,8 @@ internal static class WhisperWorkerHost
                 switch (kind)
                 {
                     case WorkerProtocol.StartJob:
-                        var frame = await WorkerProtocol.ReadJobAsync(input, CancellationToken.None);
-                        // Only the box holds the samples, so the job can let go of them when it ends (see ReturnMemoryAfterLongJob).
-                        var (job, samples) = (frame.Job, new StrongBox<float[]?>(frame.Samples));
-                        frame = default;
+                        // Only the job holds the samples, so it can let go of them when it ends (see ReturnMemoryAfterLongJob).
+                        var (job, samples) = await WorkerProtocol.ReadJobAsync(input, CancellationToken.None);
                         await running[lane]; // the server sends one job at a time per lane; never overlap two.
                         cancellations[lane]?.Dispose();
                         var cancellation = cancellations[lane] = new CancellationTokenSource();
@@ -130,12 +128,14 @@ internal static class WhisperWorkerHost
         return report.Type == WorkerEventType.Ready ? 0 : 3;
     }
 
-    private static async Task RunJobAsync(WhisperRunner runner, int lane, WhisperJob job, StrongBox<float[]?> samples, Func<WorkerEvent, Task> send, CancellationToken cancellationToken)
+    private static async Task RunJobAsync(WhisperRunner runner, int lane, WhisperJob job, IMemoryOwner<float> samples, Func<WorkerEvent, Task> send, CancellationToken cancellationToken)
     {
-        var sampleCount = samples.Value!.Length;
+        var sampleCount = 0;
         try
         {
-            await foreach (var segment in runner.RunAsync(lane, samples.Value, job, null, cancellationToken))
+            var memory = samples.Memory;
+            sampleCount = memory.Length;
+            await foreach (var segment in runner.RunAsync(lane, memory, job, null, cancellationToken))
             {
                 await send(new WorkerEvent(WorkerEventType.Segment, segment, Lane: lane));
             }
@@ -146,13 +146,18 @@ internal static class WhisperWorkerHost
         {
             await send(new WorkerEvent(WorkerEventType.Cancelled, Lane: lane));
         }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // The spool file went with its request (cancelled before this job began); the text names no path.
+            await send(new WorkerEvent(WorkerEventType.Error, Message: "the decoded audio was no longer there to read", Lane: lane));
+        }
         catch (Exception ex)
         {
             await send(new WorkerEvent(WorkerEventType.Error, Message: ex.Message, Lane: lane));
         }
         finally
         {
-            samples.Value = null;
+            samples.Dispose();
             ReturnMemoryAfterLongJob(sampleCount);
         }
     }

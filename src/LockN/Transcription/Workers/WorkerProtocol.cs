@@ -1,15 +1,19 @@
 using System.Buffers;
 using System.Buffers.Binary;
 using System.Runtime.InteropServices;
+using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using LockN.Audio;
 
 namespace LockN.Transcription.Workers;
 
 /// <summary>
 /// The pipe protocol between the server and a Whisper worker process, which runs one job per lane (one lane per slot
 /// of its model, all sharing one loaded model). Server → worker (stdin, binary):
-/// <c>[1][int32 lane][int32 json length][job json][int32 sample count][float32 samples]</c> starts a job on a lane,
+/// <c>[1][int32 lane][int32 json length][job json][int32 sample count][float32 samples]</c> starts a job on a lane
+/// (a spooled input goes by name instead: <c>[int32 -1][int32 path length][utf8 path][int32 sample count]</c>, and the
+/// worker maps the file rather than receiving a copy of it),
 /// <c>[2][int32 lane]</c> cancels the lane's job; end of stdin means "exit". Frames are written whole, one at a time.
 /// Worker → server (stdout): one JSON <see cref="WorkerEvent"/> per line, naming its lane.
 /// </summary>
@@ -21,6 +25,8 @@ internal static class WorkerProtocol
     // Guards against a corrupt frame turning into a huge allocation: four hours of 16 kHz audio.
     private const int MaxSamples = 16000 * 60 * 60 * 4;
     private const int MaxJsonBytes = 1 << 20;
+    private const int MaxPathBytes = 4096;
+    private const int SpooledMarker = -1;
     private const int ChunkBytes = 1 << 16;
 
     public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
@@ -28,15 +34,28 @@ internal static class WorkerProtocol
         DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
     };
 
-    public static async Task WriteJobAsync(Stream output, int lane, WhisperJob job, ReadOnlyMemory<float> samples, CancellationToken cancellationToken)
+    public static async Task WriteJobAsync(Stream output, int lane, WhisperJob job, DecodedSamples samples, CancellationToken cancellationToken)
     {
         var json = JsonSerializer.SerializeToUtf8Bytes(job, Json);
-        var header = new byte[1 + 4 + 4 + json.Length + 4];
+        var path = samples.FilePath is { } file ? Encoding.UTF8.GetBytes(file) : null;
+        var header = new byte[1 + 4 + 4 + json.Length + 4 + (path is null ? 0 : 4 + path.Length + 4)];
         header[0] = StartJob;
         BinaryPrimitives.WriteInt32LittleEndian(header.AsSpan(1), lane);
         BinaryPrimitives.WriteInt32LittleEndian(header.AsSpan(5), json.Length);
         json.CopyTo(header, 9);
-        BinaryPrimitives.WriteInt32LittleEndian(header.AsSpan(9 + json.Length), samples.Length);
+        var at = 9 + json.Length;
+        if (path is not null)
+        {
+            BinaryPrimitives.WriteInt32LittleEndian(header.AsSpan(at), SpooledMarker);
+            BinaryPrimitives.WriteInt32LittleEndian(header.AsSpan(at + 4), path.Length);
+            path.CopyTo(header, at + 8);
+            BinaryPrimitives.WriteInt32LittleEndian(header.AsSpan(at + 8 + path.Length), samples.Length);
+            await output.WriteAsync(header, cancellationToken);
+            await output.FlushAsync(cancellationToken);
+            return;
+        }
+
+        BinaryPrimitives.WriteInt32LittleEndian(header.AsSpan(at), samples.Length);
         await output.WriteAsync(header, cancellationToken);
 
         var buffer = ArrayPool<byte>.Shared.Rent(ChunkBytes);
@@ -44,10 +63,8 @@ internal static class WorkerProtocol
         {
             for (var offset = 0; offset < samples.Length;)
             {
-                var count = Math.Min(ChunkBytes / sizeof(float), samples.Length - offset);
-                var bytes = MemoryMarshal.AsBytes(samples.Span.Slice(offset, count));
-                bytes.CopyTo(buffer);
-                await output.WriteAsync(buffer.AsMemory(0, bytes.Length), cancellationToken);
+                var count = samples.CopyTo(offset, MemoryMarshal.Cast<byte, float>(buffer.AsSpan(0, ChunkBytes)));
+                await output.WriteAsync(buffer.AsMemory(0, count * sizeof(float)), cancellationToken);
                 offset += count;
             }
         }
@@ -78,7 +95,8 @@ internal static class WorkerProtocol
         return read == 0 ? null : kind[0];
     }
 
-    public static async Task<(WhisperJob Job, float[] Samples)> ReadJobAsync(Stream input, CancellationToken cancellationToken)
+    /// <summary>Reads a job frame; the samples are an array, or a read-only mapping of the server's spool file.</summary>
+    public static async Task<(WhisperJob Job, IMemoryOwner<float> Samples)> ReadJobAsync(Stream input, CancellationToken cancellationToken)
     {
         var jsonLength = await ReadInt32Async(input, cancellationToken);
         if (jsonLength is < 0 or > MaxJsonBytes)
@@ -90,6 +108,25 @@ internal static class WorkerProtocol
         await input.ReadExactlyAsync(json, cancellationToken);
         var job = JsonSerializer.Deserialize<WhisperJob>(json, Json) ?? throw new InvalidDataException("Empty job.");
         var count = await ReadInt32Async(input, cancellationToken);
+        if (count == SpooledMarker)
+        {
+            var pathLength = await ReadInt32Async(input, cancellationToken);
+            if (pathLength is < 1 or > MaxPathBytes)
+            {
+                throw new InvalidDataException($"Spool path of {pathLength} bytes is out of range.");
+            }
+
+            var path = new byte[pathLength];
+            await input.ReadExactlyAsync(path, cancellationToken);
+            var spooled = await ReadInt32Async(input, cancellationToken);
+            if (spooled is < 1 or > MaxSamples)
+            {
+                throw new InvalidDataException($"Job of {spooled} samples is out of range.");
+            }
+
+            return (job, new SpoolMapping(Encoding.UTF8.GetString(path), spooled));
+        }
+
         if (count is < 0 or > MaxSamples)
         {
             throw new InvalidDataException($"Job of {count} samples is out of range.");
@@ -105,7 +142,27 @@ internal static class WorkerProtocol
             offset += n;
         }
 
-        return (job, samples);
+        return (job, new ArrayOwner(samples));
+    }
+
+    // Mapped when the job first reads it, inside the job: a request cancelled before then has deleted the file, and
+    // that must fail that one job, not the frame loop serving every lane.
+    private sealed class SpoolMapping(string path, int count) : IMemoryOwner<float>
+    {
+        private IMemoryOwner<float>? mapped;
+
+        public Memory<float> Memory => (mapped ??= DecodedSamples.Map(path, count)).Memory;
+
+        public void Dispose() => mapped?.Dispose();
+    }
+
+    private sealed class ArrayOwner(float[] samples) : IMemoryOwner<float>
+    {
+        private float[]? samples = samples;
+
+        public Memory<float> Memory => samples ?? throw new ObjectDisposedException(nameof(ArrayOwner));
+
+        public void Dispose() => samples = null;
     }
 
     private static async Task<int> ReadInt32Async(Stream input, CancellationToken cancellationToken)

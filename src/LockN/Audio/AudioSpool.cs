@@ -173,7 +173,11 @@ internal sealed class DecodedSampleWriter : IDisposable
             file = null;
             var owner = spool!;
             var bytes = spooledBytes;
-            var spooled = DecodedSamples.FromSpool(path!, count, () => owner.ReleaseDisk(bytes));
+            var spooled = DecodedSamples.FromSpool(path!, count, () =>
+            {
+                owner.ReleaseDisk(bytes);
+                MemoryGiveBack.AfterLongRequest();
+            });
             path = null;
             spooledBytes = 0;
             return spooled;

@@ -25,7 +25,7 @@ internal sealed class YamnetModel : IDisposable
     private readonly InferenceSession session;
     private readonly int maxWindowsPerRun;
 
-    public YamnetModel(string path, int threads, int maxWindowsPerRun = 256)
+    public YamnetModel(string path, int threads, int maxWindowsPerRun = 16)
     {
         var classMap = System.IO.Path.Combine(System.IO.Path.GetDirectoryName(path)!, "yamnet_class_map.csv");
         if (!File.Exists(classMap))

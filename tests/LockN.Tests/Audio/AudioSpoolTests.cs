@@ -8,7 +8,7 @@ using Microsoft.Extensions.Options;
 
 namespace LockN.Tests.Audio;
 
-/// <summary>A server that spools anything over 2 s, classifying in batches of 16 windows: long audio in miniature.</summary>
+/// <summary>A server that spools anything over 2 s, classifying in batches of 5 windows: long audio in miniature.</summary>
 public sealed class SpoolingServerFixture : LockNServerFixture
 {
     protected override bool WaitsForWhisper => false;
@@ -17,11 +17,11 @@ public sealed class SpoolingServerFixture : LockNServerFixture
     {
         ["Audio:SpoolAfterSeconds"] = "2",
         ["Audio:MaxDurationSeconds"] = "60",
-        ["Classification:MaxWindowsPerRun"] = "16",
+        ["Classification:MaxWindowsPerRun"] = "5",
     };
 }
 
-/// <summary>The same server on its defaults: everything here stays in memory and is classified in one batch.</summary>
+/// <summary>The same server on its defaults: everything here stays in memory and is classified in batches of 16.</summary>
 public sealed class InMemoryServerFixture : LockNServerFixture
 {
     protected override bool WaitsForWhisper => false;
@@ -43,7 +43,7 @@ public class AudioSpoolTests(SpoolingServerFixture spooling, InMemoryServerFixtu
         Assert.Equal(spooledBefore + 1, SpooledInputs(spooling));
         Assert.Equal(0, SpooledInputs(inMemory));
         var windows = spooled.GetProperty("timeline").GetArrayLength();
-        output.WriteLine($"{windows} windows in batches of 16; top label {spooled.GetProperty("labels")[0].GetProperty("label")}");
+        output.WriteLine($"{windows} windows in batches of 5; top label {spooled.GetProperty("labels")[0].GetProperty("label")}");
         Assert.True(windows > 16 * 3, $"only {windows} windows: the input does not span several batches");
         AssertSameJson(held, spooled, "$");
         await AssertSpoolIsEmpty(spooling);

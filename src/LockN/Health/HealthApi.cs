@@ -22,7 +22,7 @@ internal static class HealthApi
 
 internal sealed record LivenessReport(string Status);
 
-internal sealed record ModelReport(string Id, ModelState State, bool Default, bool TestWeights, int Workers, SlotsReport Slots, QueueReport Queue, string? LastError, RuntimeReport? Runtime = null);
+internal sealed record ModelReport(string Id, ModelState State, bool Default, bool TestWeights, int Workers, SlotsReport Slots, QueueReport Queue, string? LastError, RuntimeReport? Runtime = null, string? Degraded = null);
 
 /// <summary>The engine a model runs on. The library by file name only: this endpoint is public, the full path is in the log.</summary>
 internal sealed record RuntimeReport(string Engine, string Source, string? Library, bool FlashAttention, string? SystemInfo)
@@ -45,7 +45,7 @@ internal sealed record ReadinessReport(string Status, bool Ready, string Default
             .Select(host =>
             {
                 var (slots, queue) = host.Scheduler.Report();
-                return new ModelReport(host.Model.Id, host.State, host == models.Default, host.Model.IsTestWeights, host.LiveWorkers, slots, queue, host.LastError, RuntimeReport.From(host.Runtime));
+                return new ModelReport(host.Model.Id, host.State, host == models.Default, host.Model.IsTestWeights, host.LiveWorkers, slots, queue, host.LastError, RuntimeReport.From(host.Runtime), host.DegradedReason);
             })
             .ToList();
         if (yamnet.IsAvailable)
@@ -54,9 +54,12 @@ internal sealed record ReadinessReport(string Status, bool Ready, string Default
             reports.Add(new ModelReport(YamnetModel.Id, yamnet.State, false, false, 0, slots, queue, yamnet.LastError));
         }
 
-        var ready = models.Default?.State == ModelState.Ready;
-        return new ReadinessReport(ready ? "ready" : "not_ready", ready, models.DefaultModelId,
-            ready ? null : models.DefaultModelProblem ?? $"Default model {models.DefaultModelId} is loading.", reports,
-            [.. backends.All.Select(BackendReport.Public)]);
+        // Ready means a request finds a warm worker now: a model whose worker was killed (a cancelled job) or crashed
+        // is degraded until its replacement loads, and not ready while none is left.
+        var model = models.Default;
+        var ready = model?.CanServeNow == true;
+        var status = model?.State == ModelState.Degraded ? "degraded" : ready ? "ready" : "not_ready";
+        var problem = model?.DegradedReason ?? (ready ? null : models.DefaultModelProblem ?? $"Default model {models.DefaultModelId} is loading.");
+        return new ReadinessReport(status, ready, models.DefaultModelId, problem, reports, [.. backends.All.Select(BackendReport.Public)]);
     }
 }

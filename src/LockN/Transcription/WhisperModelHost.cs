@@ -10,6 +10,9 @@ internal enum ModelState
     NotLoaded,
     Loading,
     Ready,
+
+    /// <summary>Loaded, but with fewer warm workers than configured: a replacement is loading.</summary>
+    Degraded,
     Failed,
 }
 
@@ -34,15 +37,26 @@ internal sealed partial class WhisperModelHost : IAsyncDisposable
     public WhisperModelFile Model { get; }
     public SlotScheduler Scheduler { get; }
     public int LiveWorkers => pool.Live;
+
+    /// <summary>Worker processes the model is configured to keep warm: one, plus the spares.</summary>
+    public int WantedWorkers => pool.Size;
     public WhisperRuntimeInfo? Runtime => pool.Runtime;
 
     public ModelState State => starting switch
     {
         null => ModelState.NotLoaded,
-        { IsCompletedSuccessfully: true } => ModelState.Ready,
+        { IsCompletedSuccessfully: true } => LiveWorkers < WantedWorkers ? ModelState.Degraded : ModelState.Ready,
         { IsCompleted: true } => ModelState.Failed,
         _ => ModelState.Loading,
     };
+
+    /// <summary>Whether a request would find a warm worker now rather than wait for one to load.</summary>
+    public bool CanServeNow => State is ModelState.Ready || (State is ModelState.Degraded && LiveWorkers > 0);
+
+    /// <summary>Why the model is degraded, in words for an operator; null when it is not.</summary>
+    public string? DegradedReason => State is not ModelState.Degraded ? null
+        : LiveWorkers == 0 ? $"No warm worker for {Model.Id}: a replacement is loading and requests wait for it."
+        : $"{LiveWorkers} of {WantedWorkers} workers of {Model.Id} warm: a replacement is loading; until it is, a killed worker's slot waits for a load.";
 
     public string? LastError => starting is { IsFaulted: true } failed ? failed.Exception.GetBaseException().Message : pool.LastError;
 

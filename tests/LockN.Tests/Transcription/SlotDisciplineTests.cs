@@ -57,6 +57,63 @@ public class SlotDisciplineTests(OneSlotServerFixture server, ITestOutputHelper 
     }
 
     [Fact]
+    public async Task Readiness_tells_the_truth_while_abandoned_uploads_kill_workers()
+    {
+        await LockNServerFixture.WaitForAsync(async () => (await server.DefaultModelAsync()).GetProperty("workers").GetInt32() == 2);
+        var alone = await TimeShortRequestAsync();
+        var killsBefore = server.Logs.Lines.Count(line => line.Contains("killed it", StringComparison.Ordinal));
+        using var stopSampling = new CancellationTokenSource();
+        var samples = SampleReadinessAsync(stopSampling.Token);
+
+        var random = new Random(14);
+        for (var i = 0; i < 10; i++)
+        {
+            using var client = new CancellationTokenSource();
+            var abandoned = PostAsync(OneSlotServerFixture.TenMinutes, client.Token);
+            await WaitForBusySlotsAsync(1);
+            await Task.Delay(random.Next(0, 400));
+            await client.CancelAsync();
+            await Quietly(abandoned);
+            await WaitForBusySlotsAsync(0);
+        }
+
+        var next = await TimeShortRequestAsync();
+        await stopSampling.CancelAsync();
+        var seen = await samples;
+        var kills = server.Logs.Lines.Count(line => line.Contains("killed it", StringComparison.Ordinal)) - killsBefore;
+
+        var summary = string.Join(", ", seen.GroupBy(s => s).OrderBy(g => g.Key.Workers).Select(g => $"{g.Key.Status}/{(g.Key.Ready ? "200" : "503")} with {g.Key.Workers} workers ×{g.Count()}"));
+        output.WriteLine($"{kills} workers killed; readiness {summary}; next request {next.TotalMilliseconds:0} ms, alone {alone.TotalMilliseconds:0} ms ({next / alone:0.00}×)");
+        Assert.True(seen.Count > 20, $"only {seen.Count} readiness samples");
+        Assert.All(seen.Where(s => s.Workers == 0), s => Assert.False(s.Ready, "ready with no warm worker"));
+        Assert.All(seen.Where(s => s.Workers < 2), s => Assert.Equal("degraded", s.Status));
+        Assert.All(seen.Where(s => s.Status == "ready"), s => Assert.Equal(2, s.Workers));
+        if (kills > 0)
+        {
+            Assert.Contains(seen, s => s.Status == "degraded");
+        }
+
+        Assert.True(next < (alone * 1.5) + TimeSpan.FromMilliseconds(200), $"next request took {next.TotalMilliseconds:0} ms, alone {alone.TotalMilliseconds:0} ms");
+        await LockNServerFixture.WaitForAsync(async () => (await server.DefaultModelAsync()).GetProperty("workers").GetInt32() == 2);
+    }
+
+    private async Task<List<(string Status, bool Ready, int Workers)>> SampleReadinessAsync(CancellationToken stop)
+    {
+        var seen = new List<(string, bool, int)>();
+        while (!stop.IsCancellationRequested)
+        {
+            using var response = await server.AnonymousClient.GetAsync("/health/ready", CancellationToken.None);
+            var body = await response.Content.ReadFromJsonAsync<JsonElement>(CancellationToken.None);
+            var model = body.GetProperty("models").EnumerateArray().Single(m => m.GetProperty("default").GetBoolean());
+            Assert.Equal(body.GetProperty("ready").GetBoolean(), response.StatusCode == HttpStatusCode.OK);
+            seen.Add((body.GetProperty("status").GetString()!, body.GetProperty("ready").GetBoolean(), model.GetProperty("workers").GetInt32()));
+            await Task.Delay(20, CancellationToken.None);
+        }
+
+        return seen;
+    }
+
+    [Fact]
     public async Task A_full_queue_is_refused_at_once_with_429_and_retry_after()
     {
         using var client = new CancellationTokenSource();

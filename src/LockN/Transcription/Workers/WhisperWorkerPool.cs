@@ -53,6 +53,9 @@ internal sealed partial class WhisperWorkerPool : IAsyncDisposable
         }
     }
 
+    /// <summary>Worker processes the pool keeps: one, plus the spares.</summary>
+    public int Size => size;
+
     public string? LastError { get; private set; }
 
     /// <summary>The runtime the workers reported (all of a pool's workers load the same one).</summary>
@@ -187,8 +190,8 @@ internal sealed partial class WhisperWorkerPool : IAsyncDisposable
             {
                 // Loading and warming a worker takes whole cores for a second or more: done next to running
                 // requests it slows them down. Wait for a quiet second, unless a request is waiting for a lane or
-                // no live worker is left to serve one.
-                while (Volatile.Read(ref waitingRenters) == 0 && Live > 0 &&
+                // no warm spare is left (the next kill would leave requests waiting for a load).
+                while (Volatile.Read(ref waitingRenters) == 0 && Live > 1 &&
                        (Volatile.Read(ref rented) > 0 || TimeProvider.System.GetElapsedTime(Volatile.Read(ref lastReturnedAt)) < QuietPeriod))
                 {
                     await Task.Delay(50, stopping.Token);

@@ -32,7 +32,7 @@ internal static class ClassificationBenchmark
             ["Models"] = Path.Combine(options.SharedDirectory, "models"),
             ["Keys:DefaultRequestsPerMinute"] = "1000000", // throughput is measured here, not the per-key limit
         });
-        using var direct = new YamnetModel(Path.Combine(options.SharedDirectory, "models", "yamnet", "yamnet.onnx"), Environment.ProcessorCount);
+        using var direct = new YamnetModel(Path.Combine(options.SharedDirectory, "models", "yamnet", "yamnet.onnx"), new ClassificationOptions().EffectiveThreads); // as the server runs it
 
         // Warm both paths with every clip, so the JIT's background recompilation is done before the clock runs.
         foreach (var clip in clips)

@@ -5,6 +5,7 @@ using LockN.Bench;
 // A load harness, not a test: prints a Markdown report for docs/benchmarks.md.
 //   dotnet run -c Release --project bench/LockN.Bench -- [--model whisper-tiny.en] [--shared ../shared] [--passes 2] [--only transcription|classification|auth|streaming|dispatch|llama]
 //   --only whisper-server [--model M] [--threads N]: LockN beside ../shared/whisper-native/bin/whisper-server (tiny.en and base.en unless --model).
+//   --only fairness [--set Key=Value ...]: one model's latency while another is saturated, on the defaults or with server settings changed.
 //   [--stream-seconds S]: shortens the streaming part (its single stream to ~S seconds, each concurrent one to at most S) for a quick check.
 var options = BenchOptions.Parse(args);
 var report = new List<string>
@@ -49,6 +50,12 @@ if (options.Runs("dispatch"))
     report.Add("");
 }
 
+if (options.Runs("fairness"))
+{
+    report.AddRange(await FairnessBenchmark.RunAsync(options, options.Settings));
+    report.Add("");
+}
+
 if (options.Runs("llama"))
 {
     report.AddRange(await ManagedLlamaBenchmark.RunAsync(options));
@@ -67,6 +74,9 @@ namespace LockN.Bench
 {
     internal sealed record BenchOptions(string ModelId, string SharedDirectory, int Passes, string? Only, double? StreamSeconds = null, bool ModelGiven = false, int? ThreadsGiven = null)
     {
+        /// <summary>Server settings given as <c>--set Key=Value</c>, for the parts that take them.</summary>
+        public Dictionary<string, string?> Settings { get; init; } = [];
+
         public int Threads => ThreadsGiven ?? Environment.ProcessorCount;
 
         public IReadOnlyList<string> ModelsForSideBySide => ModelGiven ? [ModelId] : ["whisper-tiny.en", "whisper-base.en"];
@@ -91,7 +101,11 @@ namespace LockN.Bench
                 Array.IndexOf(args, "--only") >= 0 ? Value("--only", "") : null,
                 Array.IndexOf(args, "--stream-seconds") >= 0 ? double.Parse(Value("--stream-seconds", ""), CultureInfo.InvariantCulture) : null,
                 Array.IndexOf(args, "--model") >= 0,
-                Array.IndexOf(args, "--threads") >= 0 ? int.Parse(Value("--threads", ""), CultureInfo.InvariantCulture) : null);
+                Array.IndexOf(args, "--threads") >= 0 ? int.Parse(Value("--threads", ""), CultureInfo.InvariantCulture) : null)
+            {
+                Settings = args.Zip(args.Skip(1)).Where(p => p.First == "--set" && p.Second.Contains('=', StringComparison.Ordinal))
+                    .ToDictionary(p => p.Second[..p.Second.IndexOf('=', StringComparison.Ordinal)], p => (string?)p.Second[(p.Second.IndexOf('=', StringComparison.Ordinal) + 1)..]),
+            };
         }
 
         private static string FindRepositoryRoot()

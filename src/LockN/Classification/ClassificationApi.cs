@@ -62,7 +62,7 @@ internal static class ClassificationApi
             // ONNX Runtime runs synchronously, here on the request's own pool thread: the slots bound how many threads
             // it holds, and a hop to another pool thread would only add a wake-up. Cancellation stops it through
             // RunOptions.Terminate. Windows are read and scored in batches and summarised as they come.
-            result = SoundClassifier.Classify(model, audio, host.GenericLabels, query!, cancellationToken);
+            result = await model.ComputeAsync(() => SoundClassifier.Classify(model, audio, host.GenericLabels, query!, cancellationToken), cancellationToken);
         }
 
         var usage = Usage.UsageFeature.For(context);

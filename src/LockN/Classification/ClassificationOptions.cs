@@ -1,4 +1,5 @@
 using System.ComponentModel.DataAnnotations;
+using LockN.Scheduling;
 
 namespace LockN.Classification;
 
@@ -25,9 +26,15 @@ internal sealed record ClassificationOptions
     [Range(1, 64)]
     public int Slots { get; init; } = 2;
 
-    /// <summary>ONNX Runtime intra-op threads per run; 0 lets every run use every core.</summary>
+    /// <summary>
+    /// ONNX Runtime threads per run; 0 = cores ÷ slots, as Whisper's. Busy models share the cores by their threads
+    /// (all run at <see cref="Priority"/>), so more threads here take CPU from transcription when both are busy.
+    /// </summary>
     [Range(0, 256)]
     public int ThreadsPerSlot { get; init; }
+
+    /// <summary>CPU priority of YAMNet's computation: below the front door, the same as Whisper's worker processes.</summary>
+    public ModelPriority Priority { get; init; } = ModelPriority.BelowNormal;
 
     [Range(0, 100_000)]
     public int QueueLength { get; init; } = 32;
@@ -57,5 +64,5 @@ internal sealed record ClassificationOptions
         "Inside, large room or hall", "Inside, public space", "Environmental noise", "Noise", "Sound effect",
     ];
 
-    public int EffectiveThreads => ThreadsPerSlot > 0 ? ThreadsPerSlot : Environment.ProcessorCount;
+    public int EffectiveThreads => ThreadsPerSlot > 0 ? ThreadsPerSlot : Math.Max(1, Environment.ProcessorCount / Slots);
 }

@@ -56,7 +56,7 @@ internal sealed partial class YamnetHost : IHostedService, IDisposable
 
     private YamnetModel Load(string path)
     {
-        var loaded = new YamnetModel(path, options.EffectiveThreads, options.MaxWindowsPerRun);
+        var loaded = new YamnetModel(path, options.EffectiveThreads, options.MaxWindowsPerRun, options.Slots, options.Priority);
         LogLoaded(logger, path, loaded.Classes.Count);
         return loaded;
     }

@@ -1,5 +1,6 @@
 using System.Buffers;
 using LockN.Audio;
+using LockN.Scheduling;
 using Microsoft.ML.OnnxRuntime;
 
 namespace LockN.Classification;
@@ -24,8 +25,12 @@ internal sealed class YamnetModel : IDisposable
 
     private readonly InferenceSession session;
     private readonly int maxWindowsPerRun;
+    private readonly ModelThreads computeThreads;
 
-    public YamnetModel(string path, int threads, int maxWindowsPerRun = 16)
+    /// <param name="threads">ONNX Runtime threads per run (the calling thread included).</param>
+    /// <param name="concurrency">Runs at once: one compute thread each (the model's slots).</param>
+    /// <param name="priority">The compute threads' CPU priority, and so that of ONNX Runtime's threads.</param>
+    public YamnetModel(string path, int threads, int maxWindowsPerRun = 16, int concurrency = 1, ModelPriority priority = ModelPriority.Normal)
     {
         var classMap = System.IO.Path.Combine(System.IO.Path.GetDirectoryName(path)!, "yamnet_class_map.csv");
         if (!File.Exists(classMap))
@@ -38,7 +43,10 @@ internal sealed class YamnetModel : IDisposable
         // ONNX Runtime's workers spin after each run by default; in a server that shares its cores with HTTP, decoding
         // and Whisper, that spinning takes CPU from the work that feeds the next run.
         options.AddSessionConfigEntry("session.intra_op.allow_spinning", "0");
-        session = new InferenceSession(path, options);
+        computeThreads = new ModelThreads("YAMNet", concurrency, priority);
+
+        // Created on a compute thread: the threads ONNX Runtime starts for the session inherit its priority.
+        session = computeThreads.RunAsync(() => new InferenceSession(path, options), CancellationToken.None).GetAwaiter().GetResult();
         Path = path;
         this.maxWindowsPerRun = maxWindowsPerRun;
         if (session.OutputMetadata["scores"].Dimensions[^1] != Classes.Count)
@@ -54,6 +62,12 @@ internal sealed class YamnetModel : IDisposable
     /// <summary>Number of windows YAMNet frames <paramref name="samples"/> into (at least one).</summary>
     public static int WindowCount(long samples) =>
         samples <= WindowSamples ? 1 : 1 + (int)Math.Ceiling((samples - WindowSamples) / (double)HopSamples);
+
+    /// <summary>
+    /// Runs <paramref name="compute"/> (a call of <c>Score</c>, with what goes with it) on one of the model's compute
+    /// threads, at the model's priority. Callers hold one of the model's slots, so a thread is always free.
+    /// </summary>
+    public Task<T> ComputeAsync<T>(Func<T> compute, CancellationToken cancellationToken) => computeThreads.RunAsync(compute, cancellationToken);
 
     /// <summary>Scores every window: result[window][class], sigmoid outputs in [0, 1].</summary>
     public float[][] Score(float[] samples, CancellationToken cancellationToken)
@@ -123,7 +137,11 @@ internal sealed class YamnetModel : IDisposable
         }
     }
 
-    public void Dispose() => session.Dispose();
+    public void Dispose()
+    {
+        session.Dispose();
+        computeThreads.Dispose();
+    }
 
     private static List<SoundClass> ReadClassMap(string path)
     {

@@ -79,7 +79,7 @@ internal sealed class SoundEventClassifier(YamnetHost yamnet, AudioPipeline pipe
         float[][] scores;
         using (admission.Lease)
         {
-            scores = await Task.Run(() => yamnetModel.Score(batch.Samples, cancellationToken), cancellationToken);
+            scores = await yamnetModel.ComputeAsync(() => yamnetModel.Score(batch.Samples, cancellationToken), cancellationToken);
         }
 
         var threshold = pipeline.Settings.ClassifyThreshold;

@@ -1,4 +1,5 @@
 using System.ComponentModel.DataAnnotations;
+using LockN.Scheduling;
 
 namespace LockN.Transcription;
 
@@ -53,7 +54,7 @@ internal sealed record TranscriptionOptions
     /// Scheduling priority of the worker processes. BelowNormal keeps the front door (admission, cancellation, health)
     /// responsive when models saturate every core; Normal suits a host dedicated to transcription.
     /// </summary>
-    public WorkerPriority WorkerPriority { get; init; } = WorkerPriority.BelowNormal;
+    public ModelPriority WorkerPriority { get; init; } = ModelPriority.BelowNormal;
 
     /// <summary>
     /// How long a cancelled job may take to stop by itself before its worker is killed. whisper.cpp stops only
@@ -72,12 +73,6 @@ internal sealed record TranscriptionOptions
     public WhisperEngineSettings Engine => new(NativeRuntimePath, FlashAttention);
 
     public int EffectiveThreads => ThreadsPerSlot > 0 ? ThreadsPerSlot : Math.Max(1, Environment.ProcessorCount / Slots);
-}
-
-internal enum WorkerPriority
-{
-    BelowNormal,
-    Normal,
 }
 
 /// <summary>How a process runs whisper.cpp: which runtime, with which options. The same for workers, the CLI and the bench.</summary>

@@ -3,6 +3,7 @@ using System.Runtime.CompilerServices;
 using System.Text.Json;
 using System.Threading.Channels;
 using LockN.Audio;
+using LockN.Scheduling;
 
 namespace LockN.Transcription.Workers;
 
@@ -10,7 +11,7 @@ internal sealed class WorkerFailedException(string message) : Exception(message)
 
 /// <summary>How a model's worker processes run.</summary>
 /// <param name="Lanes">Jobs one worker runs side by side on its one loaded model: the model's slots.</param>
-internal sealed record WorkerSettings(int Threads, int Lanes, bool WarmUp, WhisperEngineSettings Engine, WorkerPriority Priority)
+internal sealed record WorkerSettings(int Threads, int Lanes, bool WarmUp, WhisperEngineSettings Engine, ModelPriority Priority)
 {
     public static WorkerSettings From(TranscriptionOptions options) =>
         new(options.EffectiveThreads, options.Slots, options.WarmUp, options.Engine, options.WorkerPriority);
@@ -91,7 +92,7 @@ internal sealed partial class WhisperWorker : IAsyncDisposable
     {
         var startInfo = launcher.CreateStartInfo(model.Path, settings);
         var process = Process.Start(startInfo) ?? throw new WorkerFailedException("The worker process did not start.");
-        if (settings.Priority == WorkerPriority.BelowNormal)
+        if (settings.Priority == ModelPriority.BelowNormal)
         {
             TryLowerPriority(process);
         }

@@ -63,7 +63,13 @@ internal abstract class DecodedSamples : IDisposable
 
     internal static DecodedSamples FromSpool(string path, int length, Action release) => new SpooledSamples(path, length, release);
 
-    private sealed class SpooledSamples(string path, int length, Action release) : DecodedSamples
+    /// <summary>
+    /// Another process's spool file, read by path (a Whisper worker): disposing leaves the file to its owner. Opened
+    /// at each read, so a file its request deleted (cancelled before the job began) fails that job only.
+    /// </summary>
+    public static DecodedSamples ReadSpool(string path, int length) => new SpooledSamples(path, length, release: null);
+
+    private sealed class SpooledSamples(string path, int length, Action? release) : DecodedSamples
     {
         private int disposed;
 
@@ -100,9 +106,9 @@ internal abstract class DecodedSamples : IDisposable
 
         public override void Dispose()
         {
-            if (Interlocked.Exchange(ref disposed, 1) == 0)
+            if (release is not null && Interlocked.Exchange(ref disposed, 1) == 0)
             {
-                // A worker that still maps it keeps its pages until it unmaps; the name goes now.
+                // A worker still reading it keeps its open handle's data until it closes; the name goes now.
                 File.Delete(path);
                 release();
             }

@@ -23,19 +23,25 @@ internal static partial class MemoryGiveBack
         {
             await Task.Delay(TimeSpan.FromSeconds(1));
             Volatile.Write(ref scheduled, 0);
-            GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
-            if (OperatingSystem.IsLinux())
-            {
-                try
-                {
-                    _ = MallocTrim(0);
-                }
-                catch (EntryPointNotFoundException)
-                {
-                    // musl and other C libraries have no malloc_trim: the collector's part is still done.
-                }
-            }
+            Now();
         });
+    }
+
+    /// <summary>Gives the memory back at once, on the calling thread (a Whisper worker between jobs).</summary>
+    public static void Now()
+    {
+        GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+        if (OperatingSystem.IsLinux())
+        {
+            try
+            {
+                _ = MallocTrim(0);
+            }
+            catch (EntryPointNotFoundException)
+            {
+                // musl and other C libraries have no malloc_trim: the collector's part is still done.
+            }
+        }
     }
 
     // glibc only; its result (whether anything was released) changes nothing.

@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Threading.Channels;
+using LockN.Audio;
 using LockN.Transcription.Native;
 
 namespace LockN.Transcription;
@@ -130,6 +131,83 @@ internal sealed class WhisperRunner : IDisposable
             oneJob.Release();
         }
     }
+
+    /// <summary>Audio transcribed in one whisper.cpp call at most: five minutes (19 MB of samples, a 10 MB spectrogram).</summary>
+    public const int PieceSamples = 16_000 * 300;
+
+    /// <summary>One whisper.cpp call over a piece of audio, as <see cref="RunInPiecesAsync"/> makes them.</summary>
+    internal delegate IAsyncEnumerable<TranscriptSegment> PieceTranscriber(ReadOnlyMemory<float> piece, WhisperJob job, CancellationToken cancellationToken);
+
+    /// <summary>Transcribes audio of any length in bounded memory: see <see cref="RunInPiecesAsync"/>.</summary>
+    public async IAsyncEnumerable<TranscriptSegment> RunAsync(int lane, DecodedSamples samples, WhisperJob job, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        if (samples.Length > PieceSamples)
+        {
+            await foreach (var segment in RunInPiecesAsync(samples, job, PieceSamples, (piece, pieceJob, token) => RunAsync(lane, piece, pieceJob, null, token), cancellationToken))
+            {
+                yield return segment;
+            }
+
+            yield break;
+        }
+
+        using var whole = samples.OpenMemory();
+        await foreach (var segment in RunAsync(lane, whole.Memory, job, null, cancellationToken))
+        {
+            yield return segment;
+        }
+    }
+
+    /// <summary>
+    /// whisper.cpp takes the whole signal at once and computes its spectrogram for all of it (an hour: 230 MB of
+    /// samples plus 115 MB), so long audio is read and transcribed a piece at a time. Each piece's last segment is held
+    /// back, as it may be cut at the piece's edge, and the next piece starts where it began (never less than a tenth
+    /// of a piece on), with the text before it as the prompt, as whisper.cpp conditions each window on the one before.
+    /// Times count from the start of the whole audio and ids run on across pieces.
+    /// </summary>
+    internal static async IAsyncEnumerable<TranscriptSegment> RunInPiecesAsync(
+        DecodedSamples samples, WhisperJob job, int pieceSamples, PieceTranscriber transcribe, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        var piece = new float[Math.Min(pieceSamples, samples.Length)];
+        var nextId = 0;
+        string? previousText = null;
+        for (var start = 0; start < samples.Length;)
+        {
+            var count = samples.CopyTo(start, piece);
+            var isLast = start + count >= samples.Length;
+            var offset = start / 16_000.0;
+            var pieceJob = previousText is null ? job : job with { Prompt = previousText };
+            TranscriptSegment? held = null;
+            await foreach (var segment in transcribe(piece.AsMemory(0, count), pieceJob, cancellationToken))
+            {
+                if (held is not null)
+                {
+                    previousText = held.Text;
+                    yield return Shifted(held, offset, nextId++);
+                }
+
+                held = segment;
+            }
+
+            var advance = held is null ? count : (int)Math.Round(held.Start * 16_000);
+            if (held is not null && (isLast || advance < pieceSamples / 10))
+            {
+                previousText = held.Text;
+                yield return Shifted(held, offset, nextId++);
+                advance = count;
+            }
+
+            start += advance;
+        }
+    }
+
+    private static TranscriptSegment Shifted(TranscriptSegment segment, double seconds, int id) => segment with
+    {
+        Id = id,
+        Start = segment.Start + seconds,
+        End = segment.End + seconds,
+        Words = [.. segment.Words.Select(w => w with { Start = w.Start + seconds, End = w.End + seconds })],
+    };
 
     /// <summary>One whisper_full_with_state call: its parameters, native strings and callbacks' target.</summary>
     private sealed unsafe class NativeJob : IDisposable

@@ -1,5 +1,6 @@
-using System.Buffers;
 using System.Text.Json;
+using LockN.Audio;
+using LockN.Hosting;
 
 namespace LockN.Transcription.Workers;
 
@@ -94,15 +95,16 @@ internal static class WhisperWorkerHost
         return 0;
     }
 
-    // A job's samples are one large array (an hour of audio is 230 MB). The garbage collector would keep that memory
-    // committed for the next large job; a worker exists to hold a model, so hand it back to the system instead.
-    private const int LongJobSamples = 16000 * 60 * 5;
+    // A long job's samples are a large array (sent whole) or a 19 MB piece buffer (read from the spool). The garbage
+    // collector would keep that memory committed for the next large job; a worker exists to hold a model, so hand it
+    // back to the system instead.
+    private const int LongJobSamples = WhisperRunner.PieceSamples;
 
     private static void ReturnMemoryAfterLongJob(int samples)
     {
         if (samples >= LongJobSamples)
         {
-            GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+            MemoryGiveBack.Now(); // whisper.cpp's spectrogram of each piece is malloc'd: glibc keeps it unless trimmed
         }
     }
 
@@ -128,14 +130,13 @@ internal static class WhisperWorkerHost
         return report.Type == WorkerEventType.Ready ? 0 : 3;
     }
 
-    private static async Task RunJobAsync(WhisperRunner runner, int lane, WhisperJob job, IMemoryOwner<float> samples, Func<WorkerEvent, Task> send, CancellationToken cancellationToken)
+    private static async Task RunJobAsync(WhisperRunner runner, int lane, WhisperJob job, DecodedSamples samples, Func<WorkerEvent, Task> send, CancellationToken cancellationToken)
     {
         var sampleCount = 0;
         try
         {
-            var memory = samples.Memory;
-            sampleCount = memory.Length;
-            await foreach (var segment in runner.RunAsync(lane, memory, job, null, cancellationToken))
+            sampleCount = samples.Length;
+            await foreach (var segment in runner.RunAsync(lane, samples, job, cancellationToken))
             {
                 await send(new WorkerEvent(WorkerEventType.Segment, segment, Lane: lane));
             }

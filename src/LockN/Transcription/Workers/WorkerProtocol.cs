@@ -95,8 +95,8 @@ internal static class WorkerProtocol
         return read == 0 ? null : kind[0];
     }
 
-    /// <summary>Reads a job frame; the samples are an array, or a read-only mapping of the server's spool file.</summary>
-    public static async Task<(WhisperJob Job, IMemoryOwner<float> Samples)> ReadJobAsync(Stream input, CancellationToken cancellationToken)
+    /// <summary>Reads a job frame; the samples are an array, or the server's spool file, read a piece at a time.</summary>
+    public static async Task<(WhisperJob Job, DecodedSamples Samples)> ReadJobAsync(Stream input, CancellationToken cancellationToken)
     {
         var jsonLength = await ReadInt32Async(input, cancellationToken);
         if (jsonLength is < 0 or > MaxJsonBytes)
@@ -124,7 +124,7 @@ internal static class WorkerProtocol
                 throw new InvalidDataException($"Job of {spooled} samples is out of range.");
             }
 
-            return (job, new SpoolMapping(Encoding.UTF8.GetString(path), spooled));
+            return (job, DecodedSamples.ReadSpool(Encoding.UTF8.GetString(path), spooled));
         }
 
         if (count is < 0 or > MaxSamples)
@@ -142,27 +142,7 @@ internal static class WorkerProtocol
             offset += n;
         }
 
-        return (job, new ArrayOwner(samples));
-    }
-
-    // Mapped when the job first reads it, inside the job: a request cancelled before then has deleted the file, and
-    // that must fail that one job, not the frame loop serving every lane.
-    private sealed class SpoolMapping(string path, int count) : IMemoryOwner<float>
-    {
-        private IMemoryOwner<float>? mapped;
-
-        public Memory<float> Memory => (mapped ??= DecodedSamples.Map(path, count)).Memory;
-
-        public void Dispose() => mapped?.Dispose();
-    }
-
-    private sealed class ArrayOwner(float[] samples) : IMemoryOwner<float>
-    {
-        private float[]? samples = samples;
-
-        public Memory<float> Memory => samples ?? throw new ObjectDisposedException(nameof(ArrayOwner));
-
-        public void Dispose() => samples = null;
+        return (job, DecodedSamples.InMemory(samples));
     }
 
     private static async Task<int> ReadInt32Async(Stream input, CancellationToken cancellationToken)

@@ -5,6 +5,7 @@ using LockN.Bench;
 // A load harness, not a test: prints a Markdown report for docs/benchmarks.md.
 //   dotnet run -c Release --project bench/LockN.Bench -- [--model whisper-tiny.en] [--shared ../shared] [--passes 2] [--only transcription|classification|auth|streaming|dispatch|llama]
 //   --only whisper-server [--model M] [--threads N]: LockN beside ../shared/whisper-native/bin/whisper-server (tiny.en and base.en unless --model).
+//   --only long-audio: the server's and its worker's memory against hour-long inputs (about 10 minutes).
 //   --only fairness [--set Key=Value ...]: one model's latency while another is saturated, on the defaults or with server settings changed.
 //   [--stream-seconds S]: shortens the streaming part (its single stream to ~S seconds, each concurrent one to at most S) for a quick check.
 var options = BenchOptions.Parse(args);
@@ -59,6 +60,12 @@ if (options.Runs("fairness"))
 if (options.Runs("llama"))
 {
     report.AddRange(await ManagedLlamaBenchmark.RunAsync(options));
+}
+
+// Not part of a plain run (about 10 minutes): server memory against hour-long inputs.
+if (options.Only == "long-audio")
+{
+    report.AddRange(await LongAudioBenchmark.RunAsync(options));
 }
 
 // Not part of a plain run (about 15 minutes): LockN beside whisper.cpp's own server.

@@ -121,7 +121,7 @@ internal sealed partial class UsageJournal : IDisposable
 
         foreach (var segment in finished ?? [])
         {
-            segment.Delete();
+            Delete(segment);
         }
     }
 
@@ -196,7 +196,7 @@ internal sealed partial class UsageJournal : IDisposable
                 // One with records the database does not have yet stays, for the next start.
                 if (segment.Pending == 0)
                 {
-                    segment.Delete();
+                    Delete(segment);
                 }
                 else
                 {
@@ -239,12 +239,36 @@ internal sealed partial class UsageJournal : IDisposable
         }
     }
 
+    /// <summary>Deletes a segment whose records are all in the database; one that cannot be is replayed (and skipped) at the next start.</summary>
+    public void Delete(JournalSegment segment)
+    {
+        try
+        {
+            segment.Handle.Dispose();
+            File.Delete(segment.Path);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            LogDeleteFailed(logger, segment.Path, ex.Message);
+        }
+    }
+
     private void Write(JournalSegment segment, UsageRecord record)
     {
         line.ResetWrittenCount();
         json.Reset(line);
-        JsonSerializer.Serialize(json, record, LockNJson.Context.UsageRecord);
-        json.Flush();
+        try
+        {
+            JsonSerializer.Serialize(json, record, LockNJson.Context.UsageRecord);
+            json.Flush();
+        }
+        catch (Exception ex) when (ex is JsonException or ArgumentException or InvalidOperationException)
+        {
+            // A value JSON cannot hold (NaN seconds, say) must not fail the request; the record is still queued.
+            LogWriteFailed(logger, segment.Path, ex.Message);
+            return;
+        }
+
         line.Write("\n"u8);
         try
         {
@@ -275,6 +299,9 @@ internal sealed partial class UsageJournal : IDisposable
     [LoggerMessage(Level = LogLevel.Error, Message = "Writing usage journal {Path} failed: {Message}")]
     private static partial void LogWriteFailed(ILogger logger, string path, string message);
 
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Deleting usage journal {Path} failed ({Message}); the next start replays it and skips what the ledger has")]
+    private static partial void LogDeleteFailed(ILogger logger, string path, string message);
+
     [LoggerMessage(Level = LogLevel.Warning, Message = "Syncing usage journal {Path} to disk failed: {Message}")]
     private static partial void LogSyncFailed(ILogger logger, string path, string message);
 }
@@ -299,10 +326,4 @@ internal sealed class JournalSegment(string path, SafeFileHandle handle)
 
     /// <summary>Written since the last fsync.</summary>
     public bool Dirty { get; set; }
-
-    public void Delete()
-    {
-        Handle.Dispose();
-        File.Delete(Path);
-    }
 }

@@ -222,7 +222,18 @@ internal sealed partial class UsageRecorder : IHostedService, IDisposable
     {
         foreach (var path in journal?.Leftovers ?? [])
         {
-            var records = UsageJournal.Read(path, out var unreadable);
+            List<UsageRecord> records;
+            int unreadable;
+            try
+            {
+                records = UsageJournal.Read(path, out unreadable);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                LogReplayUnreadable(logger, path, ex.Message);
+                continue;
+            }
+
             if (unreadable > 0)
             {
                 LogUnreadable(logger, unreadable, path);
@@ -236,7 +247,14 @@ internal sealed partial class UsageRecorder : IHostedService, IDisposable
 
             if (complete)
             {
-                File.Delete(path);
+                try
+                {
+                    File.Delete(path);
+                }
+                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+                {
+                    LogReplayUnreadable(logger, path, ex.Message); // replayed again, and skipped, at the next start
+                }
             }
             else
             {
@@ -340,6 +358,9 @@ internal sealed partial class UsageRecorder : IHostedService, IDisposable
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "{Count} lines of usage journal {Path} are not whole records (cut by a power loss?) and were skipped")]
     private static partial void LogUnreadable(ILogger logger, int count, string path);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Usage journal {Path} could not be read or deleted: {Message}")]
+    private static partial void LogReplayUnreadable(ILogger logger, string path, string message);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Usage journal {Path} could not be written to the ledger; it is kept for the next start")]
     private static partial void LogReplayKept(ILogger logger, string path);

@@ -180,6 +180,23 @@ public class UsageJournalTests(PostgresServer postgres, ITestOutputHelper output
     }
 
     [Fact]
+    public async Task A_record_JSON_cannot_hold_is_still_queued_without_a_journal_line()
+    {
+        await using var test = await TestDatabase.CreateAsync(Provider.Sqlite, postgres);
+        var journal = Path.Combine(test.DataDirectory, UsageJournal.FolderName);
+        var logs = new CapturedLogs();
+        using var recorder = Recorder(test.Database, journal, logs, new UsageOptions());
+        var record = Record(200);
+        record.AudioSeconds = double.NaN;
+
+        Assert.True(recorder.TryRecord(record));
+
+        Assert.Equal(1, recorder.Queued);
+        Assert.Equal(0, Directory.EnumerateFiles(journal).Sum(f => File.ReadAllLines(f).Length));
+        Assert.Single(logs.Lines, l => l.Contains("Writing usage journal", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task Without_the_journal_nothing_is_written_to_the_data_directory()
     {
         await using var test = await TestDatabase.CreateAsync(Provider.Sqlite, postgres);

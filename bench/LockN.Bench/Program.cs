@@ -3,7 +3,7 @@ using System.Globalization;
 using LockN.Bench;
 
 // A load harness, not a test: prints a Markdown report for docs/benchmarks.md.
-//   dotnet run -c Release --project bench/LockN.Bench -- [--model whisper-tiny.en] [--shared ../shared] [--passes 2] [--only transcription|classification|auth|streaming|dispatch|llama]
+//   dotnet run -c Release --project bench/LockN.Bench -- [--model whisper-tiny.en] [--shared ../shared] [--passes 2] [--only transcription|classification|auth|journal|streaming|dispatch|llama]
 //   --only whisper-server [--model M] [--threads N]: LockN beside ../shared/whisper-native/bin/whisper-server (tiny.en and base.en unless --model).
 //   --only long-audio: the server's and its worker's memory against hour-long inputs (about 10 minutes).
 //   --only fairness [--set Key=Value ...]: one model's latency while another is saturated, on the defaults or with server settings changed.
@@ -36,6 +36,12 @@ if (options.Runs("classification"))
 if (options.Runs("auth"))
 {
     report.AddRange(await AuthOverheadBenchmark.RunAsync(options));
+    report.Add("");
+}
+
+if (options.Runs("journal"))
+{
+    report.AddRange(await JournalBenchmark.RunAsync());
     report.Add("");
 }
 

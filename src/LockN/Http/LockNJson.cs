@@ -40,6 +40,7 @@ namespace LockN.Http;
 [JsonSerializable(typeof(ApiKeyResource[]))]
 [JsonSerializable(typeof(CreateKeyBody))]
 [JsonSerializable(typeof(UsageReport))]
+[JsonSerializable(typeof(LockN.Storage.UsageRecord))]
 [JsonSerializable(typeof(BackendReport))]
 [JsonSerializable(typeof(ObjectList<BackendReport>))]
 [JsonSerializable(typeof(AddBackendBody))]

@@ -37,6 +37,7 @@ public abstract class LockNDb(DbContextOptions options) : DbContext(options)
             usage.Property(u => u.Model).HasMaxLength(200);
             usage.Property(u => u.Node).HasMaxLength(100);
             usage.HasIndex(u => u.At);
+            usage.HasIndex(u => u.JournalId).IsUnique();
         });
 
         modelBuilder.Entity<StoredBackend>(backend =>

@@ -25,6 +25,20 @@ internal sealed record UsageOptions
     [Range(0, 60_000)]
     public int FlushIntervalMilliseconds { get; init; } = 1000;
 
+    /// <summary>
+    /// Whether each queued record is also appended to the usage journal in the data directory, so that a killed
+    /// process loses none (the journal is replayed at the next start). Off, a kill loses what was still queued.
+    /// </summary>
+    public bool Journal { get; init; } = true;
+
+    /// <summary>
+    /// How often the journal is forced to disk (fsync) while it has new records; 0 = never, leaving it to the OS's
+    /// writeback of dirty pages (up to 30 s on Linux by default). This bounds what a power loss can take; a killed
+    /// process loses nothing either way.
+    /// </summary>
+    [Range(0, 3_600_000)]
+    public int JournalFsyncIntervalMilliseconds { get; init; } = 1000;
+
     /// <summary>Retries of a batch the database refused, with doubling delays from 0.5 s, before it is given up.</summary>
     [Range(0, 10)]
     public int WriteRetries { get; init; } = 3;

@@ -20,7 +20,8 @@ internal static class UsageServiceCollectionExtensions
             sp.GetRequiredService<IOptions<UsageOptions>>().Value,
             node,
             sp.GetRequiredService<TimeProvider>(),
-            sp.GetRequiredService<ILogger<UsageRecorder>>()));
+            sp.GetRequiredService<ILogger<UsageRecorder>>(),
+            Path.Combine(LockNConfiguration.DataDirectory(configuration), UsageJournal.FolderName)));
         services.AddHostedService(sp => sp.GetRequiredService<UsageRecorder>());
         return services;
     }

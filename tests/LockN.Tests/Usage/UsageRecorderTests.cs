@@ -168,6 +168,7 @@ public class UsageRecorderTests(PostgresServer postgres)
     [InlineData("LOCKN_Usage__QueueCapacity", "0", "Usage:QueueCapacity")]
     [InlineData("LOCKN_Usage__BatchSize", "many", "Usage:BatchSize")]
     [InlineData("LOCKN_Usage__FlushIntervalMilliseconds", "-1", "Usage:FlushIntervalMilliseconds")]
+    [InlineData("LOCKN_Usage__JournalFsyncIntervalMilliseconds", "-1", "Usage:JournalFsyncIntervalMilliseconds")]
     public async Task Serve_with_an_invalid_usage_setting_fails_at_start_naming_the_key(string variable, string value, string key)
     {
         var data = Path.Combine(Path.GetTempPath(), "lockn-tests-" + Guid.NewGuid().ToString("N"));

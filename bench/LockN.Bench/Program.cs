@@ -5,6 +5,7 @@ using LockN.Bench;
 // A load harness, not a test: prints a Markdown report for docs/benchmarks.md.
 //   dotnet run -c Release --project bench/LockN.Bench -- [--model whisper-tiny.en] [--shared ../shared] [--passes 2] [--only transcription|classification|auth|streaming|dispatch|llama]
 //   --only whisper-server [--model M] [--threads N]: LockN beside ../shared/whisper-native/bin/whisper-server (tiny.en and base.en unless --model).
+//   --only malformed [--cases N]: N malformed uploads (default 10000) against both audio endpoints; not part of a plain run.
 //   [--stream-seconds S]: shortens the streaming part (its single stream to ~S seconds, each concurrent one to at most S) for a quick check.
 var options = BenchOptions.Parse(args);
 var report = new List<string>
@@ -54,6 +55,11 @@ if (options.Runs("llama"))
     report.AddRange(await ManagedLlamaBenchmark.RunAsync(options));
 }
 
+if (options.Only == "malformed")
+{
+    report.AddRange(await MalformedBenchmark.RunAsync(options));
+}
+
 // Not part of a plain run (about 15 minutes): LockN beside whisper.cpp's own server.
 if (options.Only == "whisper-server")
 {
@@ -65,7 +71,7 @@ return 0;
 
 namespace LockN.Bench
 {
-    internal sealed record BenchOptions(string ModelId, string SharedDirectory, int Passes, string? Only, double? StreamSeconds = null, bool ModelGiven = false, int? ThreadsGiven = null)
+    internal sealed record BenchOptions(string ModelId, string SharedDirectory, int Passes, string? Only, double? StreamSeconds = null, bool ModelGiven = false, int? ThreadsGiven = null, int? Cases = null)
     {
         public int Threads => ThreadsGiven ?? Environment.ProcessorCount;
 
@@ -91,7 +97,8 @@ namespace LockN.Bench
                 Array.IndexOf(args, "--only") >= 0 ? Value("--only", "") : null,
                 Array.IndexOf(args, "--stream-seconds") >= 0 ? double.Parse(Value("--stream-seconds", ""), CultureInfo.InvariantCulture) : null,
                 Array.IndexOf(args, "--model") >= 0,
-                Array.IndexOf(args, "--threads") >= 0 ? int.Parse(Value("--threads", ""), CultureInfo.InvariantCulture) : null);
+                Array.IndexOf(args, "--threads") >= 0 ? int.Parse(Value("--threads", ""), CultureInfo.InvariantCulture) : null,
+                Array.IndexOf(args, "--cases") >= 0 ? int.Parse(Value("--cases", ""), CultureInfo.InvariantCulture) : null);
         }
 
         private static string FindRepositoryRoot()

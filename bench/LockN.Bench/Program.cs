@@ -7,6 +7,7 @@ using LockN.Bench;
 //   --only whisper-server [--model M] [--threads N]: LockN beside ../shared/whisper-native/bin/whisper-server (tiny.en and base.en unless --model).
 //   --only long-audio: the server's and its worker's memory against hour-long inputs (about 10 minutes).
 //   --only fairness [--set Key=Value ...]: one model's latency while another is saturated, on the defaults or with server settings changed.
+//   --only malformed [--cases N]: N malformed uploads (default 10000) against both audio endpoints; not part of a plain run.
 //   [--stream-seconds S]: shortens the streaming part (its single stream to ~S seconds, each concurrent one to at most S) for a quick check.
 var options = BenchOptions.Parse(args);
 var report = new List<string>
@@ -74,6 +75,11 @@ if (options.Only == "long-audio")
     report.AddRange(await LongAudioBenchmark.RunAsync(options));
 }
 
+if (options.Only == "malformed")
+{
+    report.AddRange(await MalformedBenchmark.RunAsync(options));
+}
+
 // Not part of a plain run (about 15 minutes): LockN beside whisper.cpp's own server.
 if (options.Only == "whisper-server")
 {
@@ -85,7 +91,7 @@ return 0;
 
 namespace LockN.Bench
 {
-    internal sealed record BenchOptions(string ModelId, string SharedDirectory, int Passes, string? Only, double? StreamSeconds = null, bool ModelGiven = false, int? ThreadsGiven = null)
+    internal sealed record BenchOptions(string ModelId, string SharedDirectory, int Passes, string? Only, double? StreamSeconds = null, bool ModelGiven = false, int? ThreadsGiven = null, int? Cases = null)
     {
         /// <summary>Server settings given as <c>--set Key=Value</c>, for the parts that take them.</summary>
         public Dictionary<string, string?> Settings { get; init; } = [];
@@ -114,7 +120,8 @@ namespace LockN.Bench
                 Array.IndexOf(args, "--only") >= 0 ? Value("--only", "") : null,
                 Array.IndexOf(args, "--stream-seconds") >= 0 ? double.Parse(Value("--stream-seconds", ""), CultureInfo.InvariantCulture) : null,
                 Array.IndexOf(args, "--model") >= 0,
-                Array.IndexOf(args, "--threads") >= 0 ? int.Parse(Value("--threads", ""), CultureInfo.InvariantCulture) : null)
+                Array.IndexOf(args, "--threads") >= 0 ? int.Parse(Value("--threads", ""), CultureInfo.InvariantCulture) : null,
+                Array.IndexOf(args, "--cases") >= 0 ? int.Parse(Value("--cases", ""), CultureInfo.InvariantCulture) : null)
             {
                 Settings = args.Zip(args.Skip(1)).Where(p => p.First == "--set" && p.Second.Contains('=', StringComparison.Ordinal))
                     .ToDictionary(p => p.Second[..p.Second.IndexOf('=', StringComparison.Ordinal)], p => (string?)p.Second[(p.Second.IndexOf('=', StringComparison.Ordinal) + 1)..]),

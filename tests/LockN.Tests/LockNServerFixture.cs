@@ -159,23 +159,33 @@ public class LockNServerFixture : IAsyncLifetime
 public sealed class CapturedLogs : ILoggerProvider
 {
     private readonly ConcurrentQueue<string> lines = new();
+    private readonly ConcurrentQueue<LogEntry> entries = new();
 
     public IReadOnlyCollection<string> Lines => lines;
 
-    public ILogger CreateLogger(string categoryName) => new Logger(categoryName, lines);
+    /// <summary>The same lines with their level and exception, for tests of how something is logged.</summary>
+    public IReadOnlyCollection<LogEntry> Entries => entries;
+
+    public ILogger CreateLogger(string categoryName) => new Logger(categoryName, lines, entries);
 
     public void Dispose()
     {
     }
 
-    private sealed class Logger(string category, ConcurrentQueue<string> lines) : ILogger
+    private sealed class Logger(string category, ConcurrentQueue<string> lines, ConcurrentQueue<LogEntry> entries) : ILogger
     {
         public IDisposable? BeginScope<TState>(TState state)
             where TState : notnull => null;
 
         public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Debug;
 
-        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
-            lines.Enqueue($"{logLevel} {category}: {formatter(state, exception)}");
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            var message = formatter(state, exception);
+            entries.Enqueue(new LogEntry(logLevel, category, message, exception));
+            lines.Enqueue($"{logLevel} {category}: {message}");
+        }
     }
 }
+
+public sealed record LogEntry(LogLevel Level, string Category, string Message, Exception? Exception);

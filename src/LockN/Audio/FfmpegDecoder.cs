@@ -99,8 +99,12 @@ internal sealed partial class FfmpegDecoder(AudioOptions options, ILogger logger
         }
 
         var reason = stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).LastOrDefault() ?? "no output";
+        reason = FfmpegContext().Replace(reason, ""); // "[matroska,webm @ 0x5560…] ": the decoder's memory address is nothing a client can use
         return AudioDecodeResult.Failure(AudioDecodeError.Malformed, $"The {container} file could not be decoded: {reason}");
     }
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"^\[[^\]]* @ 0x[0-9a-fA-F]+\] ")]
+    private static partial System.Text.RegularExpressions.Regex FfmpegContext();
 
     private static async Task FeedAsync(Stream input, Stream stdin, CancellationToken cancellationToken)
     {

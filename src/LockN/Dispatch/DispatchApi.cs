@@ -475,16 +475,16 @@ internal static partial class DispatchApi
                 }
             }
         }
-        catch (BadHttpRequestException ex) when (ex.StatusCode == StatusCodes.Status413PayloadTooLarge)
+        catch (Exception ex) when (ex is OperationCanceledException or IOException)
         {
-            return RequestBodyLimit.TooLarge(null, maxBytes, param: null, LimitSetting);
-        }
-        catch (Exception ex) when (ex is OperationCanceledException or IOException or BadHttpRequestException)
-        {
-            // Gone mid-upload: the caller sees RequestAborted. Otherwise the body was cut short (e.g. a broken chunk).
-            return context.RequestAborted.IsCancellationRequested
-                ? null
-                : ApiError.BadRequest($"The request body could not be read to its end: {ex.Message}", code: "invalid_body");
+            if (await ClientAbort.IsClientGoneAsync(context, ex))
+            {
+                throw; // gone mid-upload: logged once by the abort logging
+            }
+
+            // The body was cut short (e.g. a broken chunk) or too slow.
+            return ex is BadHttpRequestException bad ? RequestBodyFailure.Describe(context, bad, limitSetting: LimitSetting)
+                : ApiError.BadRequest("The request body could not be read to its end.", code: "invalid_body");
         }
 
         scanner.Complete();

@@ -29,9 +29,9 @@ internal static class LockNServer
         configureLogging?.Invoke(builder.Logging);
 
         builder.WebHost.UseUrls(builder.Configuration[LockNConfiguration.UrlsKey] is { Length: > 0 } urls ? urls : LockNConfiguration.DefaultUrls);
-        builder.WebHost.ConfigureKestrel(kestrel => kestrel.AddServerHeader = false);
         Directory.CreateDirectory(LockNConfiguration.DataDirectory(builder.Configuration));
 
+        builder.Services.AddHttpLimits(builder.Configuration); // Kestrel's connection, timeout and data-rate limits
         builder.Services.AddScheduling(); // the one clock and the registry of every model's slots and queue
         builder.Services.AddStorage(builder.Configuration);
         builder.Services.AddUsage(builder.Configuration);

@@ -17,6 +17,15 @@ internal static class JsonBody
         {
             return (default, Describe(ex, typeInfo, example));
         }
+        catch (BadHttpRequestException ex)
+        {
+            if (await ClientAbort.IsClientGoneAsync(request.HttpContext, ex))
+            {
+                throw; // logged once by the abort logging
+            }
+
+            return (default, RequestBodyFailure.Describe(request.HttpContext, ex));
+        }
     }
 
     private static ApiError Describe(JsonException ex, JsonTypeInfo typeInfo, string example)

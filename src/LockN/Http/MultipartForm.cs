@@ -73,7 +73,7 @@ internal sealed class MultipartForm
                     var buffer = new MemoryStream((int)Math.Min(request.ContentLength ?? 0, Math.Min(maxFileBytes, InitialFileBufferBytes)));
                     if (!await CopyBoundedAsync(section.Body, buffer, maxFileBytes, cancellationToken))
                     {
-                        return (null, ApiError.TooLarge($"The file is larger than the limit of {maxFileBytes} bytes ({limitSetting})."));
+                        return (null, ApiError.TooLarge($"The file is larger than the limit of {maxFileBytes} bytes ({limitSetting}).", fileField));
                     }
 
                     buffer.Position = 0;
@@ -107,9 +107,16 @@ internal sealed class MultipartForm
         {
             return (null, ApiError.BadRequest($"The multipart body is malformed: {ex.Message}"));
         }
-        catch (IOException ex) when (!cancellationToken.IsCancellationRequested)
+        catch (IOException ex)
         {
-            return (null, ApiError.BadRequest($"The multipart body ended early: {ex.Message}"));
+            if (await ClientAbort.IsClientGoneAsync(request.HttpContext, ex))
+            {
+                throw; // logged once by the abort logging
+            }
+
+            return (null, ex is BadHttpRequestException bad
+                ? RequestBodyFailure.Describe(request.HttpContext, bad, fileField, limitSetting)
+                : ApiError.BadRequest("The multipart body ended early.", code: "invalid_body"));
         }
 
         return (form, null);

@@ -23,8 +23,12 @@ internal sealed record ApiError(int StatusCode, string Message, string Type, str
             $"The model '{model}' does not exist or is not loaded. GET /v1/models lists the available models.",
             "invalid_request_error", "model", "model_not_found");
 
-    public static ApiError TooLarge(string message, string? param = "file") =>
+    /// <param name="param">The form field that is too large (<c>file</c> of an upload); null for a whole JSON body.</param>
+    public static ApiError TooLarge(string message, string? param) =>
         new(StatusCodes.Status413PayloadTooLarge, message, "invalid_request_error", param, "payload_too_large");
+
+    public static ApiError RequestTimeout(string message) =>
+        new(StatusCodes.Status408RequestTimeout, message, "invalid_request_error", null, "request_timeout");
 
     public static ApiError UnsupportedMedia(string message, string? param = "file") =>
         new(StatusCodes.Status415UnsupportedMediaType, message, "invalid_request_error", param, "unsupported_media_type");

@@ -24,9 +24,7 @@ internal static partial class OpenAiErrorHandling
             var exception = context.Features.Get<IExceptionHandlerFeature>()?.Error;
             var error = exception switch
             {
-                BadHttpRequestException bad when bad.StatusCode == StatusCodes.Status413PayloadTooLarge =>
-                    ApiError.TooLarge("The request body is larger than the server accepts."),
-                BadHttpRequestException bad => new ApiError(bad.StatusCode, bad.Message, "invalid_request_error", null, null),
+                BadHttpRequestException bad => RequestBodyFailure.Describe(context, bad),
                 _ => ApiError.Internal("The server failed to process the request. The error has been logged."),
             };
             if (error.StatusCode >= 500)
@@ -36,6 +34,7 @@ internal static partial class OpenAiErrorHandling
 
             await error.ToResult().ExecuteAsync(context);
         }));
+        app.UseClientAbortLogging();
 
         app.UseWhen(context => IsJsonApi(context.Request.Path), api => api.UseStatusCodePages(async statusContext =>
         {

@@ -197,10 +197,12 @@ internal sealed partial class WhisperWorkerPool : IAsyncDisposable
                     await Task.Delay(50, stopping.Token);
                 }
 
-                // With a request waiting, or no worker left, its warm-up job (a whole 30 s window) would only delay
-                // that request, which pays less for whisper.cpp's first run than the warm-up costs.
-                var urgent = Volatile.Read(ref waitingRenters) > 0 || Live == 0;
-                Add(await WhisperWorker.StartAsync(launcher, model, urgent ? settings with { WarmUp = false } : settings, logger, stopping.Token));
+                // Its warm-up job (a whole 30 s window on every thread) runs only on a quiet model: next to a running
+                // or waiting request it would slow that request down by more than whisper.cpp's first run costs the
+                // request that first lands on the new worker.
+                var quiet = Volatile.Read(ref waitingRenters) == 0 && Volatile.Read(ref rented) == 0 &&
+                            TimeProvider.System.GetElapsedTime(Volatile.Read(ref lastReturnedAt)) >= QuietPeriod;
+                Add(await WhisperWorker.StartAsync(launcher, model, quiet ? settings : settings with { WarmUp = false }, logger, stopping.Token));
                 LastError = null;
                 return;
             }

@@ -153,6 +153,10 @@ namespace LockN.Bench
 
         public static string Mib(long bytes) => (bytes / (1024.0 * 1024.0)).ToString("0", CultureInfo.InvariantCulture) + " MiB";
 
+        /// <summary>The change from <paramref name="before"/> to <paramref name="now"/> in percent (+12%).</summary>
+        public static string Change(long now, long before) =>
+            before == 0 ? "n/a" : ((now - before) / (double)before).ToString("+0%;-0%", CultureInfo.InvariantCulture);
+
         public static TimeSpan Time(Action action)
         {
             var started = Stopwatch.GetTimestamp();

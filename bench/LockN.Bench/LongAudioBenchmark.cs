@@ -1,6 +1,4 @@
 using System.Diagnostics;
-using System.Globalization;
-using System.Net.Sockets;
 
 namespace LockN.Bench;
 
@@ -23,11 +21,11 @@ internal static class LongAudioBenchmark
             Ffmpeg($"-stream_loop 330 -i {Path.Combine(options.SharedDirectory, "audio", "speech", "jfk", "jfk.wav")} -t 3600 -ac 1 -c:a libopus -b:a 20k", opus);
 
             var rows = new List<string>();
-            await using (var server = await ServeProcess.StartAsync(options, scratch.FullName))
+            await using (var server = await ServeProcess.StartAsync(options, Path.Combine(scratch.FullName, "data"), new Dictionary<string, string?> { ["Classification:LoadAtStart"] = "true" }))
             {
-                rows.Add(await server.MeasureAsync("classification, 59 min WAV (3.5 MB)", "/v1/audio/classifications", wav, 1, []));
-                rows.Add(await server.MeasureAsync("classification, same, four at once", "/v1/audio/classifications", wav, 4, []));
-                rows.Add(await server.MeasureAsync("transcription, 1 h Opus (9 MB)", "/v1/audio/transcriptions", opus, 1, [("model", "whisper-1")]));
+                rows.Add(await MeasureAsync(server, "classification, 59 min WAV (3.5 MB)", "/v1/audio/classifications", wav, 1, []));
+                rows.Add(await MeasureAsync(server, "classification, same, four at once", "/v1/audio/classifications", wav, 4, []));
+                rows.Add(await MeasureAsync(server, "transcription, 1 h Opus (9 MB)", "/v1/audio/transcriptions", opus, 1, [("model", "whisper-1")]));
             }
 
             return
@@ -59,112 +57,49 @@ internal static class LongAudioBenchmark
         }
     }
 
-    private sealed class ServeProcess(Process process, HttpClient client) : IAsyncDisposable
+    private static async Task<string> MeasureAsync(ServeProcess server, string what, string path, string file, int clients, (string Name, string Value)[] fields)
     {
-        public static async Task<ServeProcess> StartAsync(BenchOptions options, string scratch)
+        var bytes = await File.ReadAllBytesAsync(file);
+        var worker = ProcessMemory.ChildrenOf(server.Pid).FirstOrDefault();
+        var serverBefore = Resident(server.Pid);
+        var workerBefore = worker == 0 ? 0 : Resident(worker);
+        long serverPeak = serverBefore, workerPeak = workerBefore;
+        using var stop = new CancellationTokenSource();
+        var sampler = Task.Run(async () =>
         {
-            using var listener = new TcpListener(System.Net.IPAddress.Loopback, 0);
-            listener.Start();
-            var port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
-            listener.Stop();
-            var startInfo = new ProcessStartInfo(Path.Combine(AppContext.BaseDirectory, "lockn")) { RedirectStandardError = true, RedirectStandardOutput = true };
-            foreach (var arg in new[] { "serve", "--urls", $"http://127.0.0.1:{port}", "--data", Path.Combine(scratch, "data"), "--models", Path.Combine(options.SharedDirectory, "models") })
+            while (!stop.IsCancellationRequested)
             {
-                startInfo.ArgumentList.Add(arg);
-            }
-
-            startInfo.Environment["LOCKN_ADMIN_KEY"] = BenchServer.AdminKey;
-            startInfo.Environment["LOCKN_Transcription__DefaultModel"] = options.ModelId;
-            startInfo.Environment["LOCKN_Transcription__PullDefaultModel"] = "false";
-            startInfo.Environment["LOCKN_Classification__LoadAtStart"] = "true";
-            var process = Process.Start(startInfo)!;
-            process.OutputDataReceived += (_, _) => { };
-            process.ErrorDataReceived += (_, _) => { };
-            process.BeginOutputReadLine();
-            process.BeginErrorReadLine();
-            var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromMinutes(60) };
-            client.DefaultRequestHeaders.Authorization = new("Bearer", BenchServer.AdminKey);
-            for (var tries = 0; ; tries++)
-            {
-                try
-                {
-                    using var ready = await client.GetAsync("/health/ready");
-                    if (ready.IsSuccessStatusCode)
-                    {
-                        break;
-                    }
-                }
-                catch (HttpRequestException) when (tries < 1200)
-                {
-                }
-
+                serverPeak = Math.Max(serverPeak, Resident(server.Pid));
+                workerPeak = worker == 0 ? 0 : Math.Max(workerPeak, Resident(worker));
                 await Task.Delay(100);
             }
+        });
 
-            // YAMNet loads in the background at start: wait for it, so its load is part of the baseline.
-            await Task.Delay(3000);
-            return new ServeProcess(process, client);
-        }
-
-        public async Task<string> MeasureAsync(string what, string path, string file, int clients, (string Name, string Value)[] fields)
+        var started = Stopwatch.GetTimestamp();
+        await Task.WhenAll(Enumerable.Range(0, clients).Select(async _ =>
         {
-            var bytes = await File.ReadAllBytesAsync(file);
-            var worker = ProcessMemory.ChildrenOf(process.Id).FirstOrDefault();
-            var serverBefore = Resident(process.Id);
-            var workerBefore = worker == 0 ? 0 : Resident(worker);
-            long serverPeak = serverBefore, workerPeak = workerBefore;
-            using var stop = new CancellationTokenSource();
-            var sampler = Task.Run(async () =>
+            using var form = new MultipartFormDataContent { { new ByteArrayContent(bytes), "file", Path.GetFileName(file) } };
+            foreach (var (name, value) in fields)
             {
-                while (!stop.IsCancellationRequested)
-                {
-                    serverPeak = Math.Max(serverPeak, Resident(process.Id));
-                    workerPeak = worker == 0 ? 0 : Math.Max(workerPeak, Resident(worker));
-                    await Task.Delay(100);
-                }
-            });
-
-            var started = Stopwatch.GetTimestamp();
-            await Task.WhenAll(Enumerable.Range(0, clients).Select(async _ =>
-            {
-                using var form = new MultipartFormDataContent { { new ByteArrayContent(bytes), "file", Path.GetFileName(file) } };
-                foreach (var (name, value) in fields)
-                {
-                    form.Add(new StringContent(value), name);
-                }
-
-                using var response = await client.PostAsync(path, form);
-                var body = await response.Content.ReadAsStringAsync();
-                if (!response.IsSuccessStatusCode)
-                {
-                    throw new InvalidOperationException($"{path}: {(int)response.StatusCode} {body}");
-                }
-            }));
-            var elapsed = Stopwatch.GetElapsedTime(started);
-            await stop.CancelAsync();
-            await sampler;
-            await Task.Delay(TimeSpan.FromMinutes(1));
-            var serverAfter = Resident(process.Id);
-            var workerAfter = worker == 0 ? 0 : Resident(worker);
-            return $"| {what} | {elapsed.TotalSeconds:0} s | {Stats.Mib(serverBefore)} → {Stats.Mib(serverPeak)} (+{Stats.Mib(serverPeak - serverBefore)}) | {Stats.Mib(serverAfter)} ({Percent(serverAfter, serverBefore)}) " +
-                   $"| {Stats.Mib(workerBefore)} → {Stats.Mib(workerPeak)} | {Stats.Mib(workerAfter)} ({Percent(workerAfter, workerBefore)}) |";
-        }
-
-        private static long Resident(int pid) => ProcessMemory.Read(pid, "status").GetValueOrDefault("VmRSS:");
-
-        private static string Percent(long now, long before) =>
-            before == 0 ? "n/a" : ((now - before) / (double)before).ToString("+0%;-0%", CultureInfo.InvariantCulture);
-
-        public async ValueTask DisposeAsync()
-        {
-            client.Dispose();
-            if (!process.HasExited)
-            {
-                process.Kill(entireProcessTree: true);
-                await process.WaitForExitAsync();
+                form.Add(new StringContent(value), name);
             }
 
-            process.Dispose();
-        }
+            using var response = await server.Client.PostAsync(path, form);
+            var body = await response.Content.ReadAsStringAsync();
+            if (!response.IsSuccessStatusCode)
+            {
+                throw new InvalidOperationException($"{path}: {(int)response.StatusCode} {body}");
+            }
+        }));
+        var elapsed = Stopwatch.GetElapsedTime(started);
+        await stop.CancelAsync();
+        await sampler;
+        await Task.Delay(TimeSpan.FromMinutes(1));
+        var serverAfter = Resident(server.Pid);
+        var workerAfter = worker == 0 ? 0 : Resident(worker);
+        return $"| {what} | {elapsed.TotalSeconds:0} s | {Stats.Mib(serverBefore)} → {Stats.Mib(serverPeak)} (+{Stats.Mib(serverPeak - serverBefore)}) | {Stats.Mib(serverAfter)} ({Stats.Change(serverAfter, serverBefore)}) " +
+               $"| {Stats.Mib(workerBefore)} → {Stats.Mib(workerPeak)} | {Stats.Mib(workerAfter)} ({Stats.Change(workerAfter, workerBefore)}) |";
     }
+
+    private static long Resident(int pid) => ProcessMemory.ResidentBytes(pid);
 }

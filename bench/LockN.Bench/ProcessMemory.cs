@@ -32,6 +32,65 @@ internal static class ProcessMemory
         }
     }
 
+    /// <summary>Every process below <paramref name="root"/> (children, theirs, ...), from one pass over /proc.</summary>
+    public static List<int> DescendantsOf(int root)
+    {
+        var parents = new Dictionary<int, int>();
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (int.TryParse(Path.GetFileName(dir), out var pid) && ParentOf(pid) is { } parent)
+            {
+                parents[pid] = parent;
+            }
+        }
+
+        var found = new List<int>();
+        var below = new HashSet<int> { root };
+        for (var added = true; added;)
+        {
+            added = false;
+            foreach (var (pid, parent) in parents)
+            {
+                if (below.Contains(parent) && below.Add(pid))
+                {
+                    found.Add(pid);
+                    added = true;
+                }
+            }
+        }
+
+        return found;
+    }
+
+    /// <summary>The process's command name (/proc/PID/comm, at most 15 characters); null once it is gone.</summary>
+    public static string? NameOf(int pid)
+    {
+        try
+        {
+            return File.ReadAllText($"/proc/{pid}/comm").TrimEnd('\n');
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Resident memory now (VmRSS); 0 once the process is gone.</summary>
+    public static long ResidentBytes(int pid) => Read(pid, "status").GetValueOrDefault("VmRSS:");
+
+    private static int? ParentOf(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            return int.Parse(stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[1], CultureInfo.InvariantCulture);
+        }
+        catch (IOException)
+        {
+            return null; // exited while we looked
+        }
+    }
+
     /// <summary>The "Key: N kB" lines of /proc/PID/<paramref name="file"/> (status, smaps_rollup) in bytes; empty once the process is gone.</summary>
     public static Dictionary<string, long> Read(int pid, string file)
     {

@@ -6,6 +6,8 @@ using LockN.Bench;
 //   dotnet run -c Release --project bench/LockN.Bench -- [--model whisper-tiny.en] [--shared ../shared] [--passes 2] [--only transcription|classification|auth|journal|streaming|dispatch|llama]
 //   --only whisper-server [--model M] [--threads N]: LockN beside ../shared/whisper-native/bin/whisper-server (tiny.en and base.en unless --model).
 //   --only long-audio: the server's and its worker's memory against hour-long inputs (about 10 minutes).
+//   --only soak [--minutes 30] [--clients 8] [--set Key=Value ...]: `lockn serve` with a managed llama-server under a random mix of every kind of request, half the clients leaving mid-request; stuck slots, memory, ledger.
+//   --only kill9 [--seconds 20] [--clients 4] [--set Key=Value ...]: kill -9 of `lockn serve` under load, then a restart on the same data directory; usage rows lost.
 //   --only fairness [--set Key=Value ...]: one model's latency while another is saturated, on the defaults or with server settings changed.
 //   --only malformed [--cases N]: N malformed uploads (default 10000) against both audio endpoints; not part of a plain run.
 //   [--stream-seconds S]: shortens the streaming part (its single stream to ~S seconds, each concurrent one to at most S) for a quick check.
@@ -80,6 +82,18 @@ if (options.Only == "malformed")
     report.AddRange(await MalformedBenchmark.RunAsync(options));
 }
 
+// Not part of a plain run (30 minutes by default): every kind of request at once, for as long as asked.
+if (options.Only == "soak")
+{
+    report.AddRange(await SoakBenchmark.RunAsync(options));
+}
+
+// Not part of a plain run: the usage ledger across a kill -9 and a restart.
+if (options.Only == "kill9")
+{
+    report.AddRange(await KillNineBenchmark.RunAsync(options));
+}
+
 // Not part of a plain run (about 15 minutes): LockN beside whisper.cpp's own server.
 if (options.Only == "whisper-server")
 {
@@ -96,7 +110,17 @@ namespace LockN.Bench
         /// <summary>Server settings given as <c>--set Key=Value</c>, for the parts that take them.</summary>
         public Dictionary<string, string?> Settings { get; init; } = [];
 
+        /// <summary>The command line, for the options only one part reads (<c>--minutes</c>, <c>--clients</c>).</summary>
+        public IReadOnlyList<string> Args { get; init; } = [];
+
         public int Threads => ThreadsGiven ?? Environment.ProcessorCount;
+
+        /// <summary>The number after <paramref name="name"/> on the command line, or <paramref name="fallback"/>.</summary>
+        public double Number(string name, double fallback)
+        {
+            var index = Args.ToList().IndexOf(name);
+            return index >= 0 && index + 1 < Args.Count ? double.Parse(Args[index + 1], CultureInfo.InvariantCulture) : fallback;
+        }
 
         public IReadOnlyList<string> ModelsForSideBySide => ModelGiven ? [ModelId] : ["whisper-tiny.en", "whisper-base.en"];
 
@@ -123,6 +147,7 @@ namespace LockN.Bench
                 Array.IndexOf(args, "--threads") >= 0 ? int.Parse(Value("--threads", ""), CultureInfo.InvariantCulture) : null,
                 Array.IndexOf(args, "--cases") >= 0 ? int.Parse(Value("--cases", ""), CultureInfo.InvariantCulture) : null)
             {
+                Args = args,
                 Settings = args.Zip(args.Skip(1)).Where(p => p.First == "--set" && p.Second.Contains('=', StringComparison.Ordinal))
                     .ToDictionary(p => p.Second[..p.Second.IndexOf('=', StringComparison.Ordinal)], p => (string?)p.Second[(p.Second.IndexOf('=', StringComparison.Ordinal) + 1)..]),
             };
@@ -159,6 +184,10 @@ namespace LockN.Bench
         }
 
         public static string Mib(long bytes) => (bytes / (1024.0 * 1024.0)).ToString("0", CultureInfo.InvariantCulture) + " MiB";
+
+        /// <summary>The change from <paramref name="before"/> to <paramref name="now"/> in percent (+12%).</summary>
+        public static string Change(long now, long before) =>
+            before == 0 ? "n/a" : ((now - before) / (double)before).ToString("+0%;-0%", CultureInfo.InvariantCulture);
 
         public static TimeSpan Time(Action action)
         {

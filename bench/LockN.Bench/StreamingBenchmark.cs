@@ -16,7 +16,7 @@ internal static class StreamingBenchmark
 {
     private const double GapSeconds = 1.5;
     private const double TargetP95Seconds = 2.0;
-    private const int BytesPerSecond = 16_000 * 2; // pcm_s16le mono at 16 kHz
+    public const int BytesPerSecond = 16_000 * 2; // pcm_s16le mono at 16 kHz
     private static readonly int[] StreamCounts = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32]; // 32 = Streaming:MaxStreams
 
     public static async Task<IEnumerable<string>> RunAsync(BenchOptions options, SpeechCorpus corpus)
@@ -114,13 +114,22 @@ internal static class StreamingBenchmark
             samples.AddRange(new float[(int)(GapSeconds * 16_000)]);
         }
 
-        var pcm = new byte[samples.Count * 2];
-        for (var i = 0; i < samples.Count; i++)
+        return new StreamPlan(Pcm16(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(samples)), samples.Count / 16_000.0, spans);
+    }
+
+    /// <summary>The <c>session.update</c> every bench stream sends: pcm_s16le mono at 16 kHz, English.</summary>
+    public static object Session { get; } = new { input_audio_format = new { encoding = "pcm_s16le", sample_rate = 16_000, channels = 1 }, language = "en" };
+
+    /// <summary>Samples as the stream's pcm_s16le.</summary>
+    public static byte[] Pcm16(ReadOnlySpan<float> samples)
+    {
+        var pcm = new byte[samples.Length * 2];
+        for (var i = 0; i < samples.Length; i++)
         {
             BinaryPrimitives.WriteInt16LittleEndian(pcm.AsSpan(i * 2), (short)Math.Clamp(MathF.Round(samples[i] * 32768f), short.MinValue, short.MaxValue));
         }
 
-        return new StreamPlan(pcm, samples.Count / 16_000.0, spans);
+        return pcm;
     }
 
     private static async Task<StreamResult> RunStreamAsync(Uri server, string key, StreamPlan plan, double speed)
@@ -138,7 +147,7 @@ internal static class StreamingBenchmark
         var sendStart = client.Elapsed;
         try
         {
-            await client.UpdateSessionAsync(new { input_audio_format = new { encoding = "pcm_s16le", sample_rate = 16_000, channels = 1 }, language = "en" }, timeout.Token);
+            await client.UpdateSessionAsync(Session, timeout.Token);
             sendStart = client.Elapsed;
             await client.StreamAsync(plan.Pcm, BytesPerSecond, speed, timeout.Token);
             await client.CloseOutputAsync(timeout.Token);

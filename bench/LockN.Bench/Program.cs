@@ -187,7 +187,7 @@ namespace LockN.Bench
 
         /// <summary>The change from <paramref name="before"/> to <paramref name="now"/> in percent (+12%).</summary>
         public static string Change(long now, long before) =>
-            before == 0 ? "n/a" : ((now - before) / (double)before).ToString("+0%;-0%", CultureInfo.InvariantCulture);
+            before == 0 ? "n/a" : Math.Round((now - before) / (double)before, 2).ToString("+0%;-0%;0%", CultureInfo.InvariantCulture);
 
         public static TimeSpan Time(Action action)
         {

@@ -11,7 +11,7 @@ namespace LockN.Bench;
 /// </summary>
 internal static class FairnessBenchmark
 {
-    private const int TranscriptionSamples = 5;
+    private const int TranscriptionSamples = 9;
     private const int ClassificationSamples = 15;
 
     public static async Task<IEnumerable<string>> RunAsync(BenchOptions options, IDictionary<string, string?>? settings = null)

@@ -14,11 +14,13 @@ internal sealed partial class YamnetHost : IHostedService, IDisposable
     private readonly ClassificationOptions options;
     private readonly ILogger<YamnetHost> logger;
     private readonly BackgroundModel<YamnetModel> model;
+    private readonly CoreShares coreShares;
 
-    public YamnetHost(IOptions<ClassificationOptions> options, ModelDirectories directories, SlotSchedulers schedulers, ILogger<YamnetHost> logger)
+    public YamnetHost(IOptions<ClassificationOptions> options, ModelDirectories directories, SlotSchedulers schedulers, CoreShares coreShares, ILogger<YamnetHost> logger)
     {
         this.options = options.Value;
         this.logger = logger;
+        this.coreShares = coreShares;
         var path = directories.Find(this.options.ModelFile);
         model = new BackgroundModel<YamnetModel>(path, Load, reason => LogLoadFailed(logger, path!, reason));
         GenericLabels = new HashSet<string>(this.options.GenericLabels, StringComparer.OrdinalIgnoreCase);
@@ -56,7 +58,7 @@ internal sealed partial class YamnetHost : IHostedService, IDisposable
 
     private YamnetModel Load(string path)
     {
-        var loaded = new YamnetModel(path, options.EffectiveThreads, options.MaxWindowsPerRun, options.Slots, options.Priority);
+        var loaded = new YamnetModel(path, options.EffectiveThreads, options.MaxWindowsPerRun, options.Slots, options.Priority, coreShares);
         LogLoaded(logger, path, loaded.Classes.Count);
         return loaded;
     }

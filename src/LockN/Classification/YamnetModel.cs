@@ -26,12 +26,19 @@ internal sealed class YamnetModel : IDisposable
     private readonly InferenceSession session;
     private readonly int maxWindowsPerRun;
     private readonly ModelThreads computeThreads;
+    private readonly CoreShares? coreShares;
+    private readonly int threads;
+    private readonly int concurrency;
 
     /// <param name="threads">ONNX Runtime threads per run (the calling thread included).</param>
     /// <param name="concurrency">Runs at once: one compute thread each (the model's slots).</param>
     /// <param name="priority">The compute threads' CPU priority, and so that of ONNX Runtime's threads.</param>
-    public YamnetModel(string path, int threads, int maxWindowsPerRun = 16, int concurrency = 1, ModelPriority priority = ModelPriority.Normal)
+    /// <param name="coreShares">Fewer runs at once while other models compute; null to run <paramref name="concurrency"/> always.</param>
+    public YamnetModel(string path, int threads, int maxWindowsPerRun = 16, int concurrency = 1, ModelPriority priority = ModelPriority.Normal, CoreShares? coreShares = null)
     {
+        this.threads = threads;
+        this.concurrency = concurrency;
+        this.coreShares = coreShares;
         var classMap = System.IO.Path.Combine(System.IO.Path.GetDirectoryName(path)!, "yamnet_class_map.csv");
         if (!File.Exists(classMap))
         {
@@ -65,9 +72,16 @@ internal sealed class YamnetModel : IDisposable
 
     /// <summary>
     /// Runs <paramref name="compute"/> (a call of <c>Score</c>, with what goes with it) on one of the model's compute
-    /// threads, at the model's priority. Callers hold one of the model's slots, so a thread is always free.
+    /// threads, at the model's priority, within the model's share of the cores. Callers hold one of the model's slots,
+    /// so a thread is always free.
     /// </summary>
-    public Task<T> ComputeAsync<T>(Func<T> compute, CancellationToken cancellationToken) => computeThreads.RunAsync(compute, cancellationToken);
+    public Task<T> ComputeAsync<T>(Func<T> compute, CancellationToken cancellationToken) => computeThreads.RunAsync(
+        () =>
+        {
+            using var computing = coreShares?.EnterComputation(Id, threads, concurrency, cancellationToken);
+            return compute();
+        },
+        cancellationToken);
 
     /// <summary>Scores every window: result[window][class], sigmoid outputs in [0, 1].</summary>
     public float[][] Score(float[] samples, CancellationToken cancellationToken)

@@ -9,6 +9,9 @@ internal sealed record WhisperJob
     public float Temperature { get; init; }
     public bool Translate { get; init; }
     public bool WordTimestamps { get; init; }
+
+    /// <summary>Threads for this job, at most the worker's own; 0 for all of them (see <see cref="Scheduling.CoreShares"/>).</summary>
+    public int Threads { get; init; }
 }
 
 internal sealed record TranscriptWord(

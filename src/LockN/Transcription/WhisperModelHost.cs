@@ -21,16 +21,20 @@ internal sealed partial class WhisperModelHost : IAsyncDisposable
 {
     private readonly WhisperWorkerPool pool;
     private readonly TimeSpan cancelGrace;
+    private readonly CoreShares coreShares;
+    private readonly int threads;
     private readonly ILogger logger;
     private readonly Lock startGate = new();
     private Task? starting;
 
-    public WhisperModelHost(WhisperModelFile model, TranscriptionOptions options, WorkerLauncher launcher, SlotSchedulers schedulers, ILogger logger)
+    public WhisperModelHost(WhisperModelFile model, TranscriptionOptions options, WorkerLauncher launcher, SlotSchedulers schedulers, CoreShares coreShares, ILogger logger)
     {
         Model = model;
         Scheduler = schedulers.Create(ModelKind.Transcription, model.Id, options.Slots, options.QueueLength, TimeSpan.FromSeconds(options.QueueTimeoutSeconds));
         pool = new WhisperWorkerPool(model, WorkerSettings.From(options), 1 + options.SpareWorkers, launcher, logger);
         cancelGrace = TimeSpan.FromMilliseconds(options.CancelGraceMilliseconds);
+        this.coreShares = coreShares;
+        threads = options.EffectiveThreads;
         this.logger = logger;
     }
 
@@ -85,12 +89,14 @@ internal sealed partial class WhisperModelHost : IAsyncDisposable
         for (var attempt = 0; ; attempt++)
         {
             var lane = await pool.RentAsync(cancellationToken);
+            using var computing = coreShares.Enter(Model.Id);
+            var shared = job with { Threads = coreShares.ThreadsFor(Model.Id, threads) };
             var processId = lane.Worker.ProcessId; // for the log: the process object is disposed once the worker is retired
             var produced = false;
             var again = false;
             try
             {
-                await using var segments = lane.Worker.RunAsync(lane.Lane, samples, job, cancelGrace, cancellationToken).GetAsyncEnumerator(cancellationToken);
+                await using var segments = lane.Worker.RunAsync(lane.Lane, samples, shared, cancelGrace, cancellationToken).GetAsyncEnumerator(cancellationToken);
                 while (true)
                 {
                     try

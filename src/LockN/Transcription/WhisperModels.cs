@@ -17,17 +17,19 @@ internal sealed partial class WhisperModels : IHostedService, IAsyncDisposable
     private readonly ILogger<WhisperModels> logger;
     private readonly DefaultModelSupplier supplier;
     private readonly SlotSchedulers schedulers;
+    private readonly CoreShares coreShares;
     private readonly Lock gate = new();
     private readonly CancellationTokenSource stopping = new();
     private Dictionary<string, WhisperModelHost> hosts = new(StringComparer.OrdinalIgnoreCase);
     private Task? supplying;
 
-    public WhisperModels(IOptions<TranscriptionOptions> options, ModelDirectories directories, DefaultModelSupplier supplier, SlotSchedulers schedulers, ILogger<WhisperModels> logger)
+    public WhisperModels(IOptions<TranscriptionOptions> options, ModelDirectories directories, DefaultModelSupplier supplier, SlotSchedulers schedulers, CoreShares coreShares, ILogger<WhisperModels> logger)
     {
         this.options = options.Value;
         this.directories = directories;
         this.supplier = supplier;
         this.schedulers = schedulers;
+        this.coreShares = coreShares;
         this.logger = logger;
         Rescan();
     }
@@ -121,7 +123,7 @@ internal sealed partial class WhisperModels : IHostedService, IAsyncDisposable
             {
                 if (!next.ContainsKey(model.Id))
                 {
-                    next[model.Id] = new WhisperModelHost(model, options, launcher, schedulers, logger);
+                    next[model.Id] = new WhisperModelHost(model, options, launcher, schedulers, coreShares, logger);
                 }
             }
 

@@ -242,7 +242,7 @@ internal sealed class WhisperRunner : IDisposable
             var defaults = WhisperNative.FullDefaultParams(WhisperNative.SamplingStrategy.Greedy);
             var parameters = *defaults;
             WhisperNative.FreeParams(defaults);
-            parameters.Threads = runner.threads;
+            parameters.Threads = job.Threads is > 0 ? Math.Min(job.Threads, runner.threads) : runner.threads;
             parameters.Translate = job.Translate ? (byte)1 : (byte)0;
             parameters.Language = language;
             parameters.DetectLanguage = 0;

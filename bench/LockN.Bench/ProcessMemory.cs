@@ -63,6 +63,24 @@ internal static class ProcessMemory
     }
 
     /// <summary>The process's command name (/proc/PID/comm, at most 15 characters); null once it is gone.</summary>
+    /// <summary>
+    /// Whether <paramref name="pid"/> still runs: an exited process its new parent has not reaped yet (a zombie: an
+    /// orphan waits for init, which on some VMs reaps late) has ended, though it still has a /proc entry.
+    /// </summary>
+    public static bool IsRunning(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            var state = stat[(stat.LastIndexOf(')') + 2)..].FirstOrDefault();
+            return state is not ('Z' or 'X' or default(char));
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+
     public static string? NameOf(int pid)
     {
         try

@@ -122,7 +122,7 @@ internal sealed class ServeProcess : IAsyncDisposable
             try
             {
                 using var child = Process.GetProcessById(pid);
-                if (!child.HasExited)
+                if (ProcessMemory.IsRunning(pid))
                 {
                     alive.Add(ProcessMemory.NameOf(pid) ?? "?");
                     child.Kill();

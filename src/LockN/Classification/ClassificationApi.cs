@@ -21,6 +21,9 @@ internal static class ClassificationApi
             return ApiError.ModelNotFound(YamnetModel.Id).ToResult();
         }
 
+        // Known before the upload is read, so a request abandoned or refused on the way is in the ledger under its model.
+        var usage = Usage.UsageFeature.For(context);
+        usage.Model = YamnetModel.Id;
         var (form, formError) = await MultipartForm.ReadAsync(context.Request, "file", options.Value.MaxUploadBytes, $"{ClassificationOptions.Section}:{nameof(ClassificationOptions.MaxUploadBytes)}", cancellationToken);
         if (formError is not null)
         {
@@ -59,14 +62,12 @@ internal static class ClassificationApi
         ClassificationResult result;
         using (admission.Lease)
         {
-            // ONNX Runtime runs synchronously, here on the request's own pool thread: the slots bound how many threads
-            // it holds, and a hop to another pool thread would only add a wake-up. Cancellation stops it through
-            // RunOptions.Terminate. Windows are read and scored in batches and summarised as they come.
+            // On the model's own compute threads, below the front door's priority and within its share of the cores
+            // (YamnetModel.ComputeAsync). Cancellation stops ONNX Runtime through RunOptions.Terminate. Windows are
+            // read and scored in batches and summarised as they come.
             result = await model.ComputeAsync(() => SoundClassifier.Classify(model, audio, host.GenericLabels, query!, cancellationToken), cancellationToken);
         }
 
-        var usage = Usage.UsageFeature.For(context);
-        usage.Model = YamnetModel.Id;
         usage.AudioSeconds = audio.DurationSeconds;
         return TypedResults.Json(result, LockNJson.Context.ClassificationResult);
     }

@@ -39,8 +39,11 @@ internal sealed class StreamEventWriter(WebSocket socket, ConnectionWatchdog wat
         }
     }
 
-    /// <summary>Sends the close frame, giving up after 2 s on a client that does not read.</summary>
-    public async Task CloseAsync(WebSocketCloseStatus status, string reason)
+    /// <summary>
+    /// Sends the close frame, giving up after 2 s on a client that does not read. False when the connection was gone
+    /// before the frame could go out.
+    /// </summary>
+    public async Task<bool> CloseAsync(WebSocketCloseStatus status, string reason)
     {
         await sendLock.WaitAsync(CancellationToken.None);
         try
@@ -50,10 +53,14 @@ internal sealed class StreamEventWriter(WebSocket socket, ConnectionWatchdog wat
                 closing = true;
                 using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(2), time);
                 await socket.CloseOutputAsync(status, reason, timeout.Token);
+                return true;
             }
+
+            return socket.State is not WebSocketState.Aborted;
         }
         catch (Exception ex) when (ex is WebSocketException or OperationCanceledException or IOException)
         {
+            return false;
         }
         finally
         {

@@ -37,6 +37,9 @@ internal sealed partial class StreamSession
         writer = new StreamEventWriter(socket, watchdog, time);
     }
 
+    /// <summary>Whether the session ended because the client went away (the connection dropped) rather than by a close.</summary>
+    public bool ClientVanished { get; private set; }
+
     public async Task RunAsync(CancellationToken aborted)
     {
         using var session = CancellationTokenSource.CreateLinkedTokenSource(aborted);
@@ -53,7 +56,7 @@ internal sealed partial class StreamSession
                     // The client closed its side: finish what it sent, then close ours.
                     pipeline.Complete();
                     await events;
-                    await writer.CloseAsync(WebSocketCloseStatus.NormalClosure, "session ended");
+                    ClientVanished = !await writer.CloseAsync(WebSocketCloseStatus.NormalClosure, "session ended");
                     break;
                 case ReceiveEnd.Overrun:
                     // The events up to the backlog's go out, then its error and the close.
@@ -68,6 +71,7 @@ internal sealed partial class StreamSession
         catch (Exception ex) when (ex is OperationCanceledException or WebSocketException or IOException)
         {
             // The client went away or the session was ended: nothing left to tell anyone.
+            ClientVanished = ex is WebSocketException or IOException || aborted.IsCancellationRequested;
         }
         finally
         {

@@ -67,6 +67,7 @@ internal static partial class StreamingApi
             {
                 usage.AudioSeconds = pipeline.AudioSeconds;
                 usage.Model = pipeline.ModelId;
+                usage.ClientGone = session.ClientVanished;
             }
         }
 

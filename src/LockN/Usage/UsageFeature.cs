@@ -16,6 +16,12 @@ internal sealed class UsageFeature
 
     public long TokensOut { get; set; }
 
+    /// <summary>
+    /// The client went away before the response was done, where the request's abort token does not show it: a
+    /// WebSocket dropped without a close frame ends its session, not the request.
+    /// </summary>
+    public bool ClientGone { get; set; }
+
     /// <summary>The request's usage, created on first use.</summary>
     public static UsageFeature For(HttpContext context)
     {

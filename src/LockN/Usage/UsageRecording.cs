@@ -48,7 +48,7 @@ internal static class UsageRecording
 
     private static UsageRecord Describe(HttpContext context, UsageFeature usage, string node, bool failed, DateTimeOffset at, TimeSpan latency)
     {
-        var status = context.RequestAborted.IsCancellationRequested ? ClientClosedRequest
+        var status = context.RequestAborted.IsCancellationRequested || usage.ClientGone ? ClientClosedRequest
             : failed && !context.Response.HasStarted ? StatusCodes.Status500InternalServerError
             : context.Response.StatusCode;
 

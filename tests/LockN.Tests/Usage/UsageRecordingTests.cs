@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Json;
+using System.Net.WebSockets;
 using System.Text.Json;
 using LockN.Tests.Storage;
 using LockN.Usage;
@@ -13,6 +14,7 @@ namespace LockN.Tests.Usage;
 public class UsageRecordingTests(PostgresServer postgres)
 {
     private static readonly byte[] TwoMinutes = TestAudio.NoiseWav(120);
+    private static readonly Dictionary<string, string?> FlushAtOnce = new() { ["Usage:FlushIntervalMilliseconds"] = "10" };
 
     [Fact]
     public async Task Requests_are_stamped_and_timed_and_reports_bounded_by_the_servers_clock()
@@ -69,6 +71,82 @@ public class UsageRecordingTests(PostgresServer postgres)
         Assert.Equal("/v1/audio/transcriptions", row.Endpoint);
         Assert.Equal("whisper-tiny.en", row.Model);
         Assert.Equal(120, row.AudioSeconds, 3);
+    }
+
+    [Fact]
+    public async Task A_stream_dropped_without_a_close_is_recorded_as_499_and_one_closed_properly_as_101()
+    {
+        await using var test = await TestDatabase.CreateAsync(Provider.Sqlite, postgres);
+        var node = "streams-" + Guid.NewGuid().ToString("N")[..8];
+        var server = await LedgerServer.StartAsync(test, node, FlushAtOnce);
+        try
+        {
+            var url = new UriBuilder(server.BaseAddress) { Scheme = "ws", Path = "/v1/audio/stream" }.Uri;
+            var second = new byte[32_000]; // 1 s of 16 kHz PCM16 silence
+            foreach (var drop in new[] { true, false })
+            {
+                using var socket = new ClientWebSocket();
+                socket.Options.SetRequestHeader("Authorization", "Bearer " + server.AdminKey);
+                await socket.ConnectAsync(url, CancellationToken.None);
+                await socket.SendAsync(second, WebSocketMessageType.Binary, endOfMessage: true, CancellationToken.None);
+                if (drop)
+                {
+                    socket.Abort(); // the connection goes, no close frame
+                }
+                else
+                {
+                    await socket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, "done", CancellationToken.None);
+                    var buffer = new byte[4096];
+                    while ((await socket.ReceiveAsync(buffer, CancellationToken.None)).MessageType != WebSocketMessageType.Close)
+                    {
+                    }
+                }
+
+                await WaitForRowsAsync(test, node, drop ? 1 : 2);
+            }
+        }
+        finally
+        {
+            await server.DisposeAsync();
+        }
+
+        await using var db = test.Database.Open();
+        var rows = await db.Usage.Where(u => u.Node == node).OrderBy(u => u.Id).ToListAsync();
+        Assert.Equal([499, 101], rows.Select(r => r.StatusCode));
+        Assert.All(rows, r => Assert.Equal("/v1/audio/stream", r.Endpoint));
+        Assert.All(rows, r => Assert.Equal("whisper-tiny.en", r.Model));
+    }
+
+    [Fact]
+    public async Task A_classification_abandoned_mid_upload_is_recorded_under_its_model()
+    {
+        await using var test = await TestDatabase.CreateAsync(Provider.Sqlite, postgres);
+        var node = "upload-" + Guid.NewGuid().ToString("N")[..8];
+        var server = await LedgerServer.StartAsync(test, node, FlushAtOnce);
+        try
+        {
+            var body = new System.IO.Pipelines.Pipe();
+            using var content = new StreamContent(body.Reader.AsStream());
+            content.Headers.ContentType = System.Net.Http.Headers.MediaTypeHeaderValue.Parse("multipart/form-data; boundary=lockn");
+            using var client = new CancellationTokenSource();
+            var request = server.Client.PostAsync("/v1/audio/classifications", content, client.Token);
+            await body.Writer.WriteAsync("--lockn\r\nContent-Disposition: form-data; name=\"file\"; filename=\"long.wav\"\r\n\r\n"u8.ToArray());
+            await body.Writer.WriteAsync(TwoMinutes.AsMemory(0, 200_000));
+            await Task.Delay(500); // the server is reading the body: its request has begun
+            await client.CancelAsync();
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => request);
+            await WaitForRowsAsync(test, node, 1);
+        }
+        finally
+        {
+            await server.DisposeAsync();
+        }
+
+        await using var db = test.Database.Open();
+        var row = await db.Usage.SingleAsync(u => u.Node == node);
+        Assert.Equal(499, row.StatusCode);
+        Assert.Equal("/v1/audio/classifications", row.Endpoint);
+        Assert.Equal("yamnet", row.Model);
     }
 
     [Theory]
@@ -141,6 +219,24 @@ public class UsageRecordingTests(PostgresServer postgres)
         {
             using var response = await server.Client.GetAsync("/v1/models");
             response.EnsureSuccessStatusCode();
+        }
+    }
+
+    private static async Task WaitForRowsAsync(TestDatabase test, string node, int count)
+    {
+        var deadline = Stopwatch.StartNew();
+        while (true)
+        {
+            await using (var db = test.Database.Open())
+            {
+                if (await db.Usage.CountAsync(u => u.Node == node) >= count)
+                {
+                    return;
+                }
+            }
+
+            Assert.True(deadline.Elapsed < TimeSpan.FromSeconds(30), $"never {count} ledger rows");
+            await Task.Delay(20);
         }
     }
 

@@ -50,6 +50,9 @@ internal sealed class YamnetModel : IDisposable
         // ONNX Runtime's workers spin after each run by default; in a server that shares its cores with HTTP, decoding
         // and Whisper, that spinning takes CPU from the work that feeds the next run.
         options.AddSessionConfigEntry("session.intra_op.allow_spinning", "0");
+        // ONNX Runtime's CPU arena keeps, for good, what its widest concurrent runs needed; without it each run's
+        // buffers go back when it ends (and malloc_trim returns them to the system after a long request).
+        options.EnableCpuMemArena = false;
         computeThreads = new ModelThreads("YAMNet", concurrency, priority);
 
         // Created on a compute thread: the threads ONNX Runtime starts for the session inherit its priority.

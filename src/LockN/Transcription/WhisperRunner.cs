@@ -56,6 +56,9 @@ internal sealed class WhisperRunner : IDisposable
 
     public int Lanes => states.Length;
 
+    /// <summary>How many times a lane's state was rebuilt after a long job (see <see cref="RenewStateAsync"/>).</summary>
+    public int StatesRenewed { get; private set; }
+
     public WhisperRuntimeInfo Runtime { get; }
 
     /// <summary>Runs one short silent job so the first real request does not pay for native warm-up.</summary>
@@ -91,6 +94,12 @@ internal sealed class WhisperRunner : IDisposable
 
         var oneJob = oneJobPerLane[lane];
         await oneJob.WaitAsync(cancellationToken);
+        if (states[lane] == IntPtr.Zero && (states[lane] = WhisperNative.InitState(context)) == IntPtr.Zero)
+        {
+            oneJob.Release(); // a renewal that failed for want of memory: try again, and fail this job if it still cannot
+            throw new InsufficientMemoryException("whisper.cpp could not allocate its working state for the model.");
+        }
+
         var native = new NativeJob(this, states[lane], job, onProgress);
         Task<int> running;
         try
@@ -132,6 +141,30 @@ internal sealed class WhisperRunner : IDisposable
         }
     }
 
+    /// <summary>
+    /// Replaces a lane's state with a fresh one. A state keeps what its largest input needed (a five-minute piece's
+    /// spectrogram and segments: ~30 MB that a short request never uses again) for as long as it lives, so after a
+    /// long job the lane starts over; the next job pays the tens of ms a new state costs.
+    /// </summary>
+    private async Task RenewStateAsync(int lane)
+    {
+        await oneJobPerLane[lane].WaitAsync(CancellationToken.None);
+        try
+        {
+            WhisperNative.FreeState(states[lane]);
+            states[lane] = WhisperNative.InitState(context);
+            StatesRenewed++;
+            if (states[lane] == IntPtr.Zero)
+            {
+                throw new InsufficientMemoryException("whisper.cpp could not allocate its working state for the model.");
+            }
+        }
+        finally
+        {
+            oneJobPerLane[lane].Release();
+        }
+    }
+
     /// <summary>Audio transcribed in one whisper.cpp call at most: five minutes (19 MB of samples, a 10 MB spectrogram).</summary>
     public const int PieceSamples = 16_000 * 300;
 
@@ -143,9 +176,16 @@ internal sealed class WhisperRunner : IDisposable
     {
         if (samples.Length > PieceSamples)
         {
-            await foreach (var segment in RunInPiecesAsync(samples, job, PieceSamples, (piece, pieceJob, token) => RunAsync(lane, piece, pieceJob, null, token), cancellationToken))
+            try
             {
-                yield return segment;
+                await foreach (var segment in RunInPiecesAsync(samples, job, PieceSamples, (piece, pieceJob, token) => RunAsync(lane, piece, pieceJob, null, token), cancellationToken))
+                {
+                    yield return segment;
+                }
+            }
+            finally
+            {
+                await RenewStateAsync(lane);
             }
 
             yield break;

@@ -46,6 +46,33 @@ public class PiecewiseTranscriptionTests
     }
 
     [Fact]
+    public async Task After_a_job_longer_than_a_piece_the_lane_starts_over_with_a_fresh_state_and_keeps_working()
+    {
+        using var runner = new WhisperRunner(Path.Combine(TestAssets.WhisperModels, "for-tests-ggml-tiny.en.bin"), Environment.ProcessorCount, WhisperEngineSettings.Packaged);
+        var job = new WhisperJob { Language = "en" };
+        using var longAudio = DecodedSamples.InMemory(new float[WhisperRunner.PieceSamples + (30 * Rate)]);
+        using var shortAudio = DecodedSamples.InMemory(new float[3 * Rate]);
+
+        await foreach (var _ in runner.RunAsync(0, shortAudio, job, CancellationToken.None))
+        {
+        }
+
+        Assert.Equal(0, runner.StatesRenewed); // a short job keeps the state
+        await foreach (var _ in runner.RunAsync(0, longAudio, job, CancellationToken.None))
+        {
+        }
+
+        Assert.Equal(1, runner.StatesRenewed);
+
+        // The next job runs to the end on the new state (whisper.cpp's result code is checked: a failure throws).
+        await foreach (var _ in runner.RunAsync(0, shortAudio, job, CancellationToken.None))
+        {
+        }
+
+        Assert.Equal(1, runner.StatesRenewed);
+    }
+
+    [Fact]
     public async Task Audio_without_speech_advances_a_whole_piece_at_a_time()
     {
         using var audio = DecodedSamples.InMemory(new float[40 * Rate]);

@@ -10,6 +10,7 @@ using LockN.Storage;
 using LockN.Streaming;
 using LockN.Transcription;
 using LockN.Usage;
+using LockN.WebConsole;
 
 namespace LockN.Hosting;
 
@@ -22,12 +23,17 @@ internal static class LockNServer
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
         {
             ContentRootPath = AppContext.BaseDirectory,
+            // The console's static files are found by this name (lockn.staticwebassets.*.json), also when the host
+            // process is another program (the tests, the bench).
+            ApplicationName = "lockn",
             Args = [],
         });
         builder.Configuration.Sources.Clear();
         builder.Configuration.AddLockNSources(overrides);
         configureLogging?.Invoke(builder.Logging);
 
+        // The console's files: from the build's manifest when run from a build, from wwwroot when published.
+        builder.WebHost.UseStaticWebAssets();
         builder.WebHost.UseUrls(builder.Configuration[LockNConfiguration.UrlsKey] is { Length: > 0 } urls ? urls : LockNConfiguration.DefaultUrls);
         Directory.CreateDirectory(LockNConfiguration.DataDirectory(builder.Configuration));
 
@@ -42,6 +48,7 @@ internal static class LockNServer
         builder.Services.AddClassification(builder.Configuration);
         builder.Services.AddStreaming(builder.Configuration);
         builder.Services.AddDispatch(builder.Configuration);
+        builder.Services.AddConsole(builder.Configuration); // the web pages at /, signed in with a key
         configureServices?.Invoke(builder.Services);
 
         var app = builder.Build();
@@ -63,6 +70,8 @@ internal static class LockNServer
         admin.MapKeysApi();
         admin.MapUsageApi();
         admin.MapBackendsApi();
+
+        app.MapConsole();
         return app;
     }
 }

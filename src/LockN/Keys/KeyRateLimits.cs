@@ -46,8 +46,11 @@ internal static class KeyRateLimits
         return services;
     }
 
+    // API requests only: a console page's session (its own scheme) is not an API call and carries no limits.
     private static string? LimitedKeyOf(HttpContext context) =>
-        context.GetEndpoint()?.Metadata.GetMetadata<IAuthorizeData>() is null ? null : context.User.FindFirst(ApiKeyClaims.KeyId)?.Value;
+        context.GetEndpoint()?.Metadata.GetMetadata<IAuthorizeData>() is null || context.User.Identity?.AuthenticationType != ApiKeyAuthenticationHandler.SchemeName
+            ? null
+            : context.User.FindFirst(ApiKeyClaims.KeyId)?.Value;
 
     private static int Limit(ClaimsPrincipal user, string claim) =>
         int.Parse(user.FindFirst(claim)!.Value, CultureInfo.InvariantCulture);

@@ -1,0 +1,85 @@
+using LockN.Classification;
+using LockN.Dispatch;
+using LockN.Health;
+using LockN.Streaming;
+using LockN.Transcription;
+
+namespace LockN.WebConsole;
+
+/// <summary>What the Overview page shows at one moment: the readiness report and the open live streams.</summary>
+internal sealed record OverviewSnapshot(DateTimeOffset At, ReadinessReport Readiness, int OpenStreams);
+
+/// <summary>
+/// Pushes a fresh <see cref="OverviewSnapshot"/> to every open Overview page twice a second, built from the same
+/// services <c>/health/ready</c> reads (one report, no second copy of any rule). The timer runs only while a page
+/// listens.
+/// </summary>
+internal sealed class OverviewFeed(WhisperModels models, YamnetHost yamnet, BackendRegistry backends, StreamLimits streams, TimeProvider time) : IDisposable
+{
+    public static readonly TimeSpan Interval = TimeSpan.FromMilliseconds(500);
+
+    private readonly Lock gate = new();
+    private readonly List<Action<OverviewSnapshot>> listeners = [];
+    private ITimer? timer;
+
+    public OverviewSnapshot Current() => new(time.GetUtcNow(), ReadinessReport.From(models, yamnet, backends), streams.Open);
+
+    /// <summary>Calls <paramref name="listener"/> with each snapshot until the returned subscription is disposed.</summary>
+    public IDisposable Subscribe(Action<OverviewSnapshot> listener)
+    {
+        lock (gate)
+        {
+            listeners.Add(listener);
+            timer ??= time.CreateTimer(_ => Publish(), null, Interval, Interval);
+        }
+
+        return new Subscription(this, listener);
+    }
+
+    public void Dispose()
+    {
+        lock (gate)
+        {
+            timer?.Dispose();
+            timer = null;
+        }
+    }
+
+    private void Publish()
+    {
+        Action<OverviewSnapshot>[] now;
+        lock (gate)
+        {
+            now = [.. listeners];
+        }
+
+        if (now.Length == 0)
+        {
+            return;
+        }
+
+        var snapshot = Current();
+        foreach (var listener in now)
+        {
+            listener(snapshot);
+        }
+    }
+
+    private void Unsubscribe(Action<OverviewSnapshot> listener)
+    {
+        lock (gate)
+        {
+            listeners.Remove(listener);
+            if (listeners.Count == 0)
+            {
+                timer?.Dispose();
+                timer = null;
+            }
+        }
+    }
+
+    private sealed class Subscription(OverviewFeed feed, Action<OverviewSnapshot> listener) : IDisposable
+    {
+        public void Dispose() => feed.Unsubscribe(listener);
+    }
+}

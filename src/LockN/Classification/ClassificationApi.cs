@@ -53,7 +53,7 @@ internal static class ClassificationApi
         }
 
         using var audio = decoded.Audio!;
-        var admission = await host.Scheduler.AcquireAsync(cancellationToken);
+        var admission = await host.Scheduler.AcquireAsync(Scheduling.SlotHolder.Of(context), cancellationToken);
         if (admission.Refusal(YamnetModel.Id) is { } refused)
         {
             return refused.ToResult();

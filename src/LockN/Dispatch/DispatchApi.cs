@@ -103,7 +103,7 @@ internal static partial class DispatchApi
         Admission admission;
         try
         {
-            admission = await backend.Scheduler.AcquireAsync(cancellationToken);
+            admission = await backend.Scheduler.AcquireAsync(Scheduling.SlotHolder.Of(services.Context), cancellationToken);
         }
         catch (OperationCanceledException) when (!clientGone.IsCancellationRequested)
         {

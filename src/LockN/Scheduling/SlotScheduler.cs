@@ -13,6 +13,18 @@ internal readonly record struct Admission(AdmissionOutcome Outcome, SlotLease? L
 /// <summary>What a scheduler looks like right now, for /health/ready and the console.</summary>
 internal sealed record SlotSnapshot(int Busy, int Total, int QueueDepth, int QueueCapacity);
 
+/// <summary>Who holds a slot: the key by its id and name, and what for. For operators only (the console), never in a public report. Public only because the console's components (public classes) take it as a parameter.</summary>
+public sealed record SlotHolder(string? KeyId, string? KeyName, string Purpose)
+{
+    public static SlotHolder Of(HttpContext context) => new(
+        context.User.FindFirst(Keys.ApiKeyClaims.KeyId)?.Value,
+        context.User.FindFirst(Keys.ApiKeyClaims.KeyName)?.Value,
+        $"{context.Request.Method} {context.Request.Path}");
+}
+
+/// <summary>One held slot: by whom, and for how long so far.</summary>
+public sealed record SlotHolding(SlotHolder? Holder, TimeSpan HeldFor);
+
 /// <summary>
 /// A fixed number of processing slots with a bounded FIFO wait queue in front of them. A request either gets
 /// a slot at once, waits its turn until a deadline, or is refused at once when the queue is full — so no
@@ -22,6 +34,7 @@ internal sealed class SlotScheduler
 {
     private readonly Lock gate = new();
     private readonly LinkedList<Waiter> queue = new();
+    private readonly HashSet<SlotLease> held = [];
     private readonly TimeProvider time;
     private int busy;
 
@@ -46,6 +59,15 @@ internal sealed class SlotScheduler
     public int Slots { get; private set; }
     public int QueueLength { get; }
     public TimeSpan QueueDeadline { get; }
+
+    /// <summary>The slots held now, longest first: a slot held long after its client left shows here by name.</summary>
+    public IReadOnlyList<SlotHolding> Holdings()
+    {
+        lock (gate)
+        {
+            return [.. held.OrderBy(l => l.AcquiredAt).Select(l => new SlotHolding(l.Holder, time.GetElapsedTime(l.AcquiredAt)))];
+        }
+    }
 
     public SlotSnapshot Snapshot()
     {
@@ -77,19 +99,19 @@ internal sealed class SlotScheduler
 
         foreach (var waiter in granted)
         {
-            waiter.Grant(new SlotLease(this, time.GetTimestamp()));
+            waiter.Grant(Lease(waiter.Holder));
         }
     }
 
     /// <summary>A slot if one is free and nobody is waiting for it; never queues. For best-effort work such as partial transcripts.</summary>
-    public SlotLease? TryAcquire()
+    public SlotLease? TryAcquire(SlotHolder? holder = null)
     {
         lock (gate)
         {
             if (busy < Slots && queue.Count == 0)
             {
                 busy++;
-                return new SlotLease(this, time.GetTimestamp());
+                return LeaseLocked(holder);
             }
         }
 
@@ -100,7 +122,11 @@ internal sealed class SlotScheduler
     /// Gets a slot, waiting in line at most <see cref="QueueDeadline"/>. Throws <see cref="OperationCanceledException"/>
     /// only when <paramref name="cancellationToken"/> (the client) gives up.
     /// </summary>
-    public async ValueTask<Admission> AcquireAsync(CancellationToken cancellationToken)
+    public ValueTask<Admission> AcquireAsync(CancellationToken cancellationToken) => AcquireAsync(null, cancellationToken);
+
+    /// <inheritdoc cref="AcquireAsync(CancellationToken)"/>
+    /// <param name="holder">Who will hold the slot, as the console shows it.</param>
+    public async ValueTask<Admission> AcquireAsync(SlotHolder? holder, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();
         Waiter waiter;
@@ -109,7 +135,7 @@ internal sealed class SlotScheduler
             if (busy < Slots && queue.Count == 0)
             {
                 busy++;
-                return new Admission(AdmissionOutcome.Admitted, new SlotLease(this, time.GetTimestamp()), TimeSpan.Zero, TimeSpan.Zero);
+                return new Admission(AdmissionOutcome.Admitted, LeaseLocked(holder), TimeSpan.Zero, TimeSpan.Zero);
             }
 
             if (queue.Count >= QueueLength)
@@ -117,7 +143,7 @@ internal sealed class SlotScheduler
                 return new Admission(AdmissionOutcome.QueueFull, null, EstimateRetryAfter(), TimeSpan.Zero);
             }
 
-            waiter = new Waiter(this, time.GetTimestamp());
+            waiter = new Waiter(this, time.GetTimestamp(), holder);
             waiter.Node = queue.AddLast(waiter);
         }
 
@@ -135,13 +161,15 @@ internal sealed class SlotScheduler
         return new Admission(AdmissionOutcome.DeadlineExceeded, null, EstimateRetryAfter(), waited);
     }
 
-    internal void Release(long acquiredAt)
+    internal void Release(SlotLease lease)
     {
         Waiter? next = null;
+        SlotLease? handedOn = null;
         lock (gate)
         {
-            var held = time.GetElapsedTime(acquiredAt).TotalSeconds;
-            meanHoldSeconds = (0.8 * meanHoldSeconds) + (0.2 * held);
+            held.Remove(lease);
+            var heldSeconds = time.GetElapsedTime(lease.AcquiredAt).TotalSeconds;
+            meanHoldSeconds = (0.8 * meanHoldSeconds) + (0.2 * heldSeconds);
             if (busy > Slots)
             {
                 busy--; // shrunk by Resize: this slot is gone
@@ -152,6 +180,7 @@ internal sealed class SlotScheduler
                 queue.RemoveFirst();
                 first.Value.Node = null;
                 next = first.Value;
+                handedOn = LeaseLocked(next.Holder);
             }
             else
             {
@@ -159,7 +188,25 @@ internal sealed class SlotScheduler
             }
         }
 
-        next?.Grant(new SlotLease(this, time.GetTimestamp()));
+        if (next is not null)
+        {
+            next.Grant(handedOn!);
+        }
+    }
+
+    private SlotLease Lease(SlotHolder? holder)
+    {
+        lock (gate)
+        {
+            return LeaseLocked(holder);
+        }
+    }
+
+    private SlotLease LeaseLocked(SlotHolder? holder)
+    {
+        var lease = new SlotLease(this, time.GetTimestamp(), holder);
+        held.Add(lease);
+        return lease;
     }
 
     private void Remove(Waiter waiter, Action complete)
@@ -187,9 +234,11 @@ internal sealed class SlotScheduler
         }
     }
 
-    private sealed class Waiter(SlotScheduler owner, long enqueuedAt)
+    private sealed class Waiter(SlotScheduler owner, long enqueuedAt, SlotHolder? holder)
     {
         private readonly TaskCompletionSource<SlotLease?> completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public SlotHolder? Holder { get; } = holder;
 
         public long EnqueuedAt { get; } = enqueuedAt;
         public LinkedListNode<Waiter>? Node { get; set; }
@@ -212,13 +261,17 @@ internal sealed class SlotScheduler
 internal sealed class SlotLease : IDisposable
 {
     private SlotScheduler? owner;
-    private readonly long acquiredAt;
 
-    internal SlotLease(SlotScheduler owner, long acquiredAt)
+    internal SlotLease(SlotScheduler owner, long acquiredAt, SlotHolder? holder)
     {
         this.owner = owner;
-        this.acquiredAt = acquiredAt;
+        AcquiredAt = acquiredAt;
+        Holder = holder;
     }
 
-    public void Dispose() => Interlocked.Exchange(ref owner, null)?.Release(acquiredAt);
+    internal long AcquiredAt { get; }
+
+    internal SlotHolder? Holder { get; }
+
+    public void Dispose() => Interlocked.Exchange(ref owner, null)?.Release(this);
 }

@@ -1,6 +1,7 @@
 using System.Threading.Channels;
 using LockN.Classification;
 using LockN.Http;
+using LockN.Scheduling;
 using LockN.Transcription;
 
 namespace LockN.Streaming;
@@ -68,6 +69,9 @@ internal sealed class AudioPipeline : IAsyncDisposable
 
     /// <summary>16 hex digits naming this stream; its utterances are <c>item_{Id}_{n}</c>.</summary>
     public string Id { get; } = Guid.NewGuid().ToString("N")[..16];
+
+    /// <summary>Who holds the slots this stream takes (its key), for the console.</summary>
+    public SlotHolder? SlotHolder { get; init; }
 
     /// <summary>Everything the pipeline reports, in order; completes once the input is complete and all work is done, or on stop.</summary>
     public ChannelReader<PipelineEvent> Events => events.Reader;

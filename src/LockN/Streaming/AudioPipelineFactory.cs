@@ -1,5 +1,6 @@
 using LockN.Classification;
 using LockN.Http;
+using LockN.Scheduling;
 using LockN.Transcription;
 using Microsoft.Extensions.Options;
 
@@ -35,9 +36,10 @@ internal sealed class AudioPipelineFactory(WhisperModels models, YamnetHost yamn
     }
 
     /// <summary>A pipeline for one stream, after <see cref="CheckReadyAsync"/> found the models ready; it stops when the connection is aborted.</summary>
-    public AudioPipeline Create(CancellationToken connectionAborted)
+    /// <param name="holder">Who holds the models' slots while the stream uses them, as the console shows it.</param>
+    public AudioPipeline Create(CancellationToken connectionAborted, SlotHolder? holder = null)
     {
         var vad = vadHost.Loaded;
-        return new AudioPipeline(options.Value, models, yamnet, vad, time, connectionAborted);
+        return new AudioPipeline(options.Value, models, yamnet, vad, time, connectionAborted) { SlotHolder = holder };
     }
 }

@@ -68,7 +68,7 @@ internal sealed class SoundEventClassifier(YamnetHost yamnet, AudioPipeline pipe
     private async Task ScoreAsync(WindowBatch batch, CancellationToken cancellationToken)
     {
         var yamnetModel = model = await yamnet.GetModelAsync().WaitAsync(cancellationToken);
-        var admission = await yamnet.Scheduler.AcquireAsync(cancellationToken);
+        var admission = await yamnet.Scheduler.AcquireAsync(pipeline.SlotHolder, cancellationToken);
         if (admission.Refusal(YamnetModel.Id) is { } refused)
         {
             var start = batch.FirstWindow * YamnetModel.HopSamples;

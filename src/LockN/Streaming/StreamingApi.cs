@@ -1,6 +1,7 @@
 using System.Net.WebSockets;
 using LockN.Http;
 using LockN.Keys;
+using LockN.Scheduling;
 using LockN.Usage;
 using Microsoft.Extensions.Options;
 
@@ -57,7 +58,7 @@ internal static partial class StreamingApi
 
         using (lease!)
         {
-            await using var pipeline = pipelines.Create(context.RequestAborted);
+            await using var pipeline = pipelines.Create(context.RequestAborted, SlotHolder.Of(context));
             var session = new StreamSession(socket, pipeline, options.Value, time, loggers.CreateLogger("LockN.Streaming"));
             try
             {

@@ -91,7 +91,7 @@ internal sealed class UtteranceTranscriber : IDisposable
     {
         var host = pipeline.Host;
         var utterance = audio.Utterance;
-        var admission = await host.Scheduler.AcquireAsync(cancellationToken);
+        var admission = await host.Scheduler.AcquireAsync(pipeline.SlotHolder, cancellationToken);
         if (admission.Refusal(host.Model.Id) is { } refused)
         {
             events.TryWrite(new PipelineEvent.UtteranceRefused(utterance, refused));
@@ -127,7 +127,7 @@ internal sealed class UtteranceTranscriber : IDisposable
 
         // Partials never queue: they take a slot nobody is waiting for, or wait for the next audio to try again.
         var host = pipeline.Host;
-        if (host.Scheduler.TryAcquire() is not { } lease)
+        if (host.Scheduler.TryAcquire(pipeline.SlotHolder) is not { } lease)
         {
             return;
         }

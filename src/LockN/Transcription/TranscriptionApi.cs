@@ -73,7 +73,7 @@ internal static partial class TranscriptionApi
             return ApiError.Unavailable($"Model '{host.Model.Id}' could not be loaded: {ex.Message}", "model_not_ready").ToResult();
         }
 
-        var admission = await host.Scheduler.AcquireAsync(cancellationToken);
+        var admission = await host.Scheduler.AcquireAsync(Scheduling.SlotHolder.Of(context), cancellationToken);
         if (admission.Refusal(host.Model.Id) is { } refused)
         {
             return refused.ToResult();

@@ -1,20 +1,27 @@
 using LockN.Classification;
 using LockN.Dispatch;
 using LockN.Health;
+using LockN.Scheduling;
 using LockN.Streaming;
 using LockN.Transcription;
 
 namespace LockN.WebConsole;
 
-/// <summary>What the Overview page shows at one moment: the readiness report and the open live streams.</summary>
-internal sealed record OverviewSnapshot(DateTimeOffset At, ReadinessReport Readiness, int OpenStreams);
+/// <summary>
+/// What the Overview page shows at one moment: the readiness report, who holds each slot (by scheduler name: a model
+/// id or a backend name; not in the public readiness report, which needs no key) and the open live streams.
+/// </summary>
+internal sealed record OverviewSnapshot(DateTimeOffset At, ReadinessReport Readiness, IReadOnlyDictionary<string, IReadOnlyList<SlotHolding>> Holdings, int OpenStreams)
+{
+    public IReadOnlyList<SlotHolding> HoldingsOf(string scheduler) => Holdings.TryGetValue(scheduler, out var held) ? held : [];
+}
 
 /// <summary>
 /// Pushes a fresh <see cref="OverviewSnapshot"/> to every open Overview page twice a second, built from the same
 /// services <c>/health/ready</c> reads (one report, no second copy of any rule). The timer runs only while a page
 /// listens.
 /// </summary>
-internal sealed class OverviewFeed(WhisperModels models, YamnetHost yamnet, BackendRegistry backends, StreamLimits streams, TimeProvider time) : IDisposable
+internal sealed class OverviewFeed(WhisperModels models, YamnetHost yamnet, BackendRegistry backends, SlotSchedulers schedulers, StreamLimits streams, TimeProvider time) : IDisposable
 {
     public static readonly TimeSpan Interval = TimeSpan.FromMilliseconds(500);
 
@@ -22,7 +29,11 @@ internal sealed class OverviewFeed(WhisperModels models, YamnetHost yamnet, Back
     private readonly List<Action<OverviewSnapshot>> listeners = [];
     private ITimer? timer;
 
-    public OverviewSnapshot Current() => new(time.GetUtcNow(), ReadinessReport.From(models, yamnet, backends), streams.Open);
+    public OverviewSnapshot Current() => new(
+        time.GetUtcNow(),
+        ReadinessReport.From(models, yamnet, backends),
+        schedulers.All.GroupBy(r => r.Scheduler.Name, StringComparer.Ordinal).ToDictionary(g => g.Key, g => (IReadOnlyList<SlotHolding>)[.. g.SelectMany(r => r.Scheduler.Holdings())], StringComparer.Ordinal),
+        streams.Open);
 
     /// <summary>Calls <paramref name="listener"/> with each snapshot until the returned subscription is disposed.</summary>
     public IDisposable Subscribe(Action<OverviewSnapshot> listener)

@@ -1,3 +1,5 @@
+using System.Net.Http.Json;
+using System.Text.Json;
 using Microsoft.Playwright;
 
 namespace LockN.Tests.WebConsole;
@@ -26,10 +28,20 @@ public class OverviewBrowserTests(ConsoleServerFixture server, Chromium chromium
 
         // A reload would make a fresh page: mark this one, and check the mark is still there at the end.
         await page.EvaluateAsync("() => window.__sameDocument = true");
-        using var transcription = server.Client.PostAsync("/v1/audio/transcriptions", TestAudio.Form(TestAudio.NoiseWav(60), "minute.wav", ("model", "whisper-tiny.en")));
+        // The long request comes from a key of its own, so the slot's holder shows by that key's name.
+        using var created = await server.Client.PostAsJsonAsync("/admin/keys", new { name = "night-batch", scopes = new[] { "transcribe" } });
+        var batchKey = (await created.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("key").GetString()!;
+        using var batch = new HttpClient { BaseAddress = server.BaseAddress, Timeout = TimeSpan.FromMinutes(2) };
+        batch.DefaultRequestHeaders.Authorization = new("Bearer", batchKey);
+        using var transcription = batch.PostAsync("/v1/audio/transcriptions", TestAudio.Form(TestAudio.NoiseWav(60), "minute.wav", ("model", "whisper-tiny.en")));
         await Assertions.Expect(slots).ToHaveTextAsync("1 / 1", new() { Timeout = 30_000 });
+        var holders = page.Locator("tr[data-model='whisper-tiny.en'] [data-testid='holders']");
+        await Assertions.Expect(holders).ToContainTextAsync("night-batch");
+        await Assertions.Expect(holders).ToContainTextAsync("POST /v1/audio/transcriptions");
+        await Chromium.ScreenshotAsync(page, "overview-busy-1280x800");
         (await transcription).EnsureSuccessStatusCode();
         await Assertions.Expect(slots).ToHaveTextAsync("0 / 1", new() { Timeout = 10_000 });
+        await Assertions.Expect(holders).ToHaveCountAsync(0);
 
         Assert.True(await page.EvaluateAsync<bool>("() => window.__sameDocument === true"), "the page was reloaded");
         Assert.Empty(errors); // nothing blocked by the Content-Security-Policy, no missing file, no circuit error
